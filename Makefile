@@ -1,0 +1,32 @@
+# The README's commands. Each target sets up .venv from the registries first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export KERAS_BACKEND ?= tensorflow
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: test lint demo tensorboard bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstalled whenever the metadata changes.
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,examples]"
+	touch $@
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check keras_lstm_variants tests examples benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -n 2 --durations=15 tests
+
+demo: $(VENV)/.installed
+	$(BIN)/python examples/demo.py
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_layers.py --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info runs

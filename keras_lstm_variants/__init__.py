@@ -1,0 +1,22 @@
+"""LSTM variant cells and layers for Keras 3: standard, peephole and coupled."""
+
+from keras_lstm_variants.cells import CoupledLSTMCell
+from keras_lstm_variants.cells import PeepholeLSTMCell
+from keras_lstm_variants.cells import StandardLSTMCell
+from keras_lstm_variants.equations import GATE_NAMES
+from keras_lstm_variants.layers import CoupledLSTM
+from keras_lstm_variants.layers import PeepholeLSTM
+from keras_lstm_variants.layers import StandardLSTM
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GATE_NAMES",
+    "CoupledLSTM",
+    "CoupledLSTMCell",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
+    "StandardLSTM",
+    "StandardLSTMCell",
+    "__version__",
+]
