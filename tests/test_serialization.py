@@ -1,0 +1,110 @@
+"""Configs round-trip, and `.keras` files reload without `custom_objects`."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from conftest import ALL_CONFIGS
+from conftest import CELL_CLASSES
+from conftest import LAYER_CLASSES
+from conftest import cell_kwargs
+from conftest import config_id
+
+import keras_lstm_variants as klv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=config_id)
+def test_cell_and_layer_configs_round_trip(config):
+    variant, gates = config
+    kwargs = dict(
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        use_bias=False,
+        unit_forget_bias=False,
+        kernel_regularizer="l2",
+        recurrent_constraint="non_neg",
+        dropout=0.25,
+        recurrent_dropout=0.125,
+        seed=7,
+        **cell_kwargs(variant, gates),
+    )
+    cell = CELL_CLASSES[variant](5, **kwargs)
+    clone = CELL_CLASSES[variant].from_config(cell.get_config())
+    assert clone.get_config() == cell.get_config()
+    assert clone.peephole_gates == cell.peephole_gates
+
+    layer = LAYER_CLASSES[variant](
+        5, return_sequences=True, go_backwards=True, zero_output_for_mask=True, **kwargs
+    )
+    config = layer.get_config()
+    assert "cell" not in config  # flat, like keras.layers.LSTM
+    for name, value in kwargs.items():
+        assert getattr(layer, name) is not None
+        if name in ("dropout", "recurrent_dropout", "seed", "use_bias"):
+            assert getattr(layer, name) == value
+    assert tuple(config.get("peephole_gates", ())) == tuple(gates)
+    clone = LAYER_CLASSES[variant].from_config(config)
+    assert clone.get_config() == config
+    revived = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer)
+    )
+    assert type(revived) is type(layer) and revived.get_config() == config
+
+
+def test_layer_properties_are_read_only():
+    layer = klv.PeepholeLSTM(3, peephole_gates=("output",))
+    assert layer.units == 3 and layer.peephole_gates == ("output",)
+    with pytest.raises(AttributeError):
+        layer.units = 4
+
+
+def test_keras_file_reloads_in_a_fresh_process_without_custom_objects(tmp_path):
+    x = np.random.default_rng(0).standard_normal((3, 6, 4)).astype("float32")
+    inputs = keras.Input((None, 4))
+    masked = keras.layers.Masking()(inputs)
+    a = klv.PeepholeLSTM(5, peephole_gates=("forget",), return_sequences=True)(masked)
+    b = keras.layers.Bidirectional(klv.CoupledLSTM(4, return_sequences=True))(a)
+    c = keras.layers.RNN(
+        [klv.StandardLSTMCell(3), klv.CoupledLSTMCell(2, peephole_gates=("output",))],
+        return_sequences=True,
+    )(b)
+    d = klv.StandardLSTM(3, go_backwards=True)(c)
+    model = keras.Model(inputs, [c, d])
+    model.compile("adam", "mse")
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    for k, y in enumerate(model(x)):
+        np.save(tmp_path / f"y{k}.npy", np.asarray(y))
+
+    script = textwrap.dedent(
+        """
+        import sys
+        import keras
+        import numpy as np
+        import keras_lstm_variants  # registers the classes; no custom_objects
+
+        d = sys.argv[1]
+        model = keras.saving.load_model(d + "/model.keras")
+        outputs = model(np.load(d + "/x.npy"))
+        for k, y in enumerate(outputs):
+            np.testing.assert_array_equal(np.asarray(y), np.load(d + f"/y{k}.npy"))
+        kinds = sorted({type(l).__name__ for l in model.layers})
+        print("OK", kinds)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK" in result.stdout and "PeepholeLSTM" in result.stdout
