@@ -23,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 demo: $(VENV)/.installed
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/synthetic_task.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_layers.py --quick
