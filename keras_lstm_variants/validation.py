@@ -75,27 +75,22 @@ def check_peephole_gates(peephole_gates, allowed=PEEPHOLE_GATES, why=""):
 
 def check_step_input_shape(shape, expected_dim, where):
     """Checks a cell's step input: rank 2, and the feature size it was built with."""
-    shape = tuple(shape)
-    if len(shape) != 2:
-        raise ValueError(
-            f"{where} expects inputs of rank 2, (batch, features); "
-            f"received inputs of shape {shape}."
-        )
-    _check_features(shape, expected_dim, where)
+    _check_input_shape(shape, "(batch, features)", expected_dim, where)
 
 
 def check_sequence_shape(shape, expected_dim, where):
     """Checks a layer's input: rank 3, and the feature size it was built with."""
+    _check_input_shape(shape, "(batch, timesteps, features)", expected_dim, where)
+
+
+def _check_input_shape(shape, layout, expected_dim, where):
     shape = tuple(shape)
-    if len(shape) != 3:
+    rank = layout.count(",") + 1
+    if len(shape) != rank:
         raise ValueError(
-            f"{where} expects inputs of rank 3, (batch, timesteps, features); "
+            f"{where} expects inputs of rank {rank}, {layout}; "
             f"received inputs of shape {shape}."
         )
-    _check_features(shape, expected_dim, where)
-
-
-def _check_features(shape, expected_dim, where):
     features = shape[-1]
     if features is None:
         raise ValueError(
