@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check keras_lstm_variants tests examples benchmarks
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
