@@ -4,7 +4,21 @@ Written from the formulas, not from the package: the tests compare the package
 against it. Keep it plain and obvious.
 """
 
+import keras
 import numpy as np
+
+
+def to_numpy(x):
+    """Any backend's tensor or variable as a NumPy array."""
+    return keras.ops.convert_to_numpy(x)
+
+
+def assert_allclose(actual, desired, **kwargs):
+    np.testing.assert_allclose(to_numpy(actual), to_numpy(desired), **kwargs)
+
+
+def assert_array_equal(actual, desired, **kwargs):
+    np.testing.assert_array_equal(to_numpy(actual), to_numpy(desired), **kwargs)
 
 GATES = ("input", "forget", "output")
 
@@ -79,11 +93,11 @@ def lstm_sequence(
 def cell_weights(cell):
     """The weights of one of our cells as a dict of NumPy arrays (None if absent)."""
     weights = {
-        "kernel": np.asarray(cell.kernel),
-        "recurrent_kernel": np.asarray(cell.recurrent_kernel),
-        "bias": None if cell.bias is None else np.asarray(cell.bias),
+        "kernel": to_numpy(cell.kernel),
+        "recurrent_kernel": to_numpy(cell.recurrent_kernel),
+        "bias": None if cell.bias is None else to_numpy(cell.bias),
     }
     for gate in GATES:
         w = getattr(cell, f"{gate}_gate_peephole_weights")
-        weights[gate] = None if w is None else np.asarray(w)
+        weights[gate] = None if w is None else to_numpy(w)
     return weights

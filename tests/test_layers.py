@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from conftest import LAYER_CLASSES
 from conftest import randomize_weights
+from numpy_reference import assert_allclose
+from numpy_reference import assert_array_equal
 from numpy_reference import cell_weights
 from numpy_reference import lstm_sequence
+from numpy_reference import to_numpy
 
 import keras_lstm_variants as klv
 
@@ -19,7 +22,7 @@ def _random(shape, seed):
 
 
 def _assert_close(got, want):
-    np.testing.assert_allclose(np.asarray(got), want, atol=1e-5, rtol=1e-5)
+    assert_allclose(to_numpy(got), want, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -36,8 +39,8 @@ def test_right_padded_masked_sequences_end_in_unpadded_states(variant):
     _, h, c = model(padded)
     for b, n in enumerate(lengths):
         _, h_alone, c_alone = layer(x[b : b + 1, :n])
-        _assert_close(h[b : b + 1], np.asarray(h_alone))
-        _assert_close(c[b : b + 1], np.asarray(c_alone))
+        _assert_close(h[b : b + 1], to_numpy(h_alone))
+        _assert_close(c[b : b + 1], to_numpy(c_alone))
         ref = lstm_sequence(
             x[b : b + 1, :n], cell_weights(layer.cell), variant == "coupled"
         )
@@ -51,7 +54,7 @@ def test_mask_from_embedding_matches_reference(variant):
     layer = LAYER_CLASSES[variant](4, return_sequences=True)
     model = keras.Sequential([keras.Input((5,), dtype="int32"), embedding, layer])
     randomize_weights(layer, seed=3)
-    vectors = np.asarray(embedding(tokens))
+    vectors = to_numpy(embedding(tokens))
     want, _, _ = lstm_sequence(
         vectors, cell_weights(layer.cell), variant == "coupled", mask=tokens != 0
     )
@@ -72,11 +75,11 @@ def test_stateful_chunks_equal_whole_sequence(variant):
     stateful.set_weights(whole.get_weights())
     for start in (0, 5, 9):
         _, h, c = stateful(x[:, start : {0: 5, 5: 9, 9: 12}[start]])
-    _assert_close(h, np.asarray(h_whole))
-    _assert_close(c, np.asarray(c_whole))
+    _assert_close(h, to_numpy(h_whole))
+    _assert_close(c, to_numpy(c_whole))
     stateful.reset_state()
     for state in stateful.states:
-        np.testing.assert_array_equal(np.asarray(state), 0.0)
+        assert_array_equal(to_numpy(state), 0.0)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -178,9 +181,9 @@ def test_dropout_is_identity_at_inference_and_seeded_in_training(variant):
 
     # Two layers built alike with the same seed drop the same units.
     first, second = make(), make()
-    trained = np.asarray(first(x, training=True))
+    trained = to_numpy(first(x, training=True))
     assert np.max(np.abs(trained - want)) > 1e-3  # dropout did something
-    np.testing.assert_array_equal(trained, np.asarray(second(x, training=True)))
+    assert_array_equal(trained, to_numpy(second(x, training=True)))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
