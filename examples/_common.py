@@ -1,0 +1,210 @@
+"""Pieces shared by the examples: flags, cell lookup, run directories, summary.
+
+Each example builds its parser with `make_parser` and `add_common_arguments`,
+raises `ExampleError` for bad input it finds itself, and runs through
+`run_main`, which turns that error into one line on stderr and exit status 2.
+"""
+
+import argparse
+import datetime
+import os
+import shutil
+import sys
+from pathlib import Path
+
+# The examples log to TensorBoard and export SavedModels: TensorFlow backend.
+# Set before Keras is first imported (the examples import this module first).
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+import keras_lstm_variants as klv  # noqa: E402
+
+#: The `--cell` choices and the layer each one builds.
+CELLS = {
+    "standard": klv.StandardLSTM,
+    "peephole": klv.PeepholeLSTM,
+    "coupled": klv.CoupledLSTM,
+}
+
+#: Exit status for bad input, as argparse uses.
+USAGE_ERROR = 2
+
+
+class ExampleError(Exception):
+    """Bad input found by an example; reported as one line, no traceback."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line on stderr, exit status 2."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def make_parser(prog, doc):
+    """A parser named `prog` whose description is the first line of `doc`."""
+    return OneLineParser(
+        prog=prog,
+        description=doc.strip().splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+
+
+def add_common_arguments(parser, units, epochs):
+    """Adds the flags every example takes.
+
+    Args:
+        parser: An `argparse.ArgumentParser`.
+        units: Default of `--units`.
+        epochs: Default of `--epochs`.
+    """
+    parser.add_argument(
+        "--cell", default="peephole", choices=sorted(CELLS), help="LSTM variant"
+    )
+    parser.add_argument("--units", type=positive_int, default=units)
+    parser.add_argument("--epochs", type=positive_int, default=epochs)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="demo size: a smaller model and less data (about a minute on 2 cores)",
+    )
+    parser.add_argument(
+        "--logdir",
+        default="runs",
+        help="TensorBoard root; each run writes to its own subdirectory",
+    )
+    parser.add_argument(
+        "--out", default="artifacts", help="directory for the model files"
+    )
+
+
+def positive_int(text):
+    """`argparse` type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def apply_quick(args, quick_defaults, parser):
+    """Under `--quick`, sets each flag in `quick_defaults` the user did not give.
+
+    Args:
+        args: The parsed `argparse.Namespace`.
+        quick_defaults: `{dest: value}` for demo size.
+        parser: The parser that produced `args` (for its defaults).
+    """
+    if not args.quick:
+        return
+    for dest, value in quick_defaults.items():
+        if getattr(args, dest) == parser.get_default(dest):
+            setattr(args, dest, value)
+
+
+def run_log_dir(root, example, cell):
+    """A fresh log directory for one run: `<root>/<example>/<cell>-<time>`.
+
+    Args:
+        root: The TensorBoard root (`--logdir`).
+        example: The example's name.
+        cell: The `--cell` name.
+
+    Returns:
+        The new directory's `Path` (created; a suffix keeps it unique).
+    """
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / example / f"{cell}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def training_callbacks(log_dir, probe_inputs):
+    """Keras's TensorBoard logging plus gate histograms, in one log directory.
+
+    Args:
+        log_dir: The run's log directory.
+        probe_inputs: The batch the gate histograms are computed on.
+
+    Returns:
+        A list of callbacks for `model.fit`.
+    """
+    return [
+        keras.callbacks.TensorBoard(log_dir=str(log_dir)),
+        gate_histograms(probe_inputs, log_dir),
+    ]
+
+
+def gate_histograms(probe_inputs, log_dir):
+    """The package's `GateHistograms` callback, every epoch."""
+    return klv.GateHistograms(probe_inputs, str(log_dir), every_n_epochs=1)
+
+
+def export_saved_model(model, path):
+    """Exports `model` as a SavedModel with a `gates` signature at `path`.
+
+    A previous export at `path` is replaced.
+    """
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    klv.export_saved_model(model, str(path), gates=True)
+    return path
+
+
+def prepare_out_dir(out):
+    """Creates the `--out` directory, or raises `ExampleError`."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExampleError(f"cannot create --out directory {out!r}: {error}") from None
+    return path
+
+
+def summarize(title, files, log_root):
+    """Prints the closing summary: the files written and how to look at them.
+
+    Args:
+        title: One line naming what ran.
+        files: `(label, path)` pairs of what was written.
+        log_root: The TensorBoard root to name in the command.
+    """
+    width = max(len(label) for label, _ in files)
+    print(f"\n== {title} ==")
+    for label, path in files:
+        print(f"  {label:<{width}}  {path}")
+    print(f"See the curves and gates with:  tensorboard --logdir {log_root}")
+
+
+def run_main(function, prog, argv):
+    """Runs `function(argv)`, reporting `ExampleError` as one line, exit 2.
+
+    Args:
+        function: The example's work, taking `argv`, returning an exit status.
+        prog: The program name, to prefix the error message.
+        argv: The arguments (`None` for `sys.argv[1:]`).
+
+    Returns:
+        The exit status (0 on success).
+    """
+    try:
+        return function(argv)
+    except ExampleError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def progress_verbosity():
+    """`verbose` for `model.fit`: live progress bars on a terminal, else a line
+    per epoch (so logs and pipes stay readable)."""
+    return 1 if sys.stdout.isatty() else 2
