@@ -35,7 +35,7 @@ TEMPERATURES = (0.5, 0.8, 1.0)
 #: Fraction of a `--corpus` file (its end) kept for validation.
 VALIDATION_FRACTION = 0.1
 #: `(train, validation)` character budgets of the default corpus.
-STDLIB_BUDGET = {"full": (2_000_000, 200_000), "quick": (400_000, 40_000)}
+STDLIB_BUDGET = {"full": (2_000_000, 200_000), "quick": (800_000, 50_000)}
 
 
 @keras.saving.register_keras_serializable(package="examples")
@@ -241,7 +241,9 @@ def parse_args(argv):
     )
     args = parser.parse_args(argv)
     _common.apply_quick(
-        args, {"units": 128, "layers": 1, "seq_len": 64, "epochs": 3}, parser
+        args,
+        {"units": 128, "layers": 1, "seq_len": 64, "batch_size": 128, "epochs": 4},
+        parser,
     )
     if args.prompt == "":
         parser.error("argument --prompt: expected at least one character")
