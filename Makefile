@@ -22,11 +22,17 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
+# Both examples in --quick mode (a few minutes on 2 cores), then what they wrote.
 demo: $(VENV)/.installed
-	$(BIN)/python examples/synthetic_task.py
+	$(BIN)/python examples/demo.py --logdir runs --out artifacts
+
+# Serves the demo's logs (loss curves and gates) on http://127.0.0.1:6006.
+tensorboard: $(VENV)/.installed
+	@test -d runs || { echo "make tensorboard: no runs/ yet; run make demo first" >&2; exit 1; }
+	$(BIN)/tensorboard --logdir runs --host 127.0.0.1
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_layers.py --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs
+	rm -rf $(VENV) build *.egg-info runs artifacts

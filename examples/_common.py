@@ -171,37 +171,54 @@ def prepare_out_dir(out):
     return path
 
 
-def summarize(title, files, log_root):
-    """Prints the closing summary: the files written and how to look at them.
+class Summary:
+    """The closing summary of a run: what ran, the files written, the logs.
 
     Args:
-        title: One line naming what ran.
+        title: One line naming what ran and its headline numbers.
         files: `(label, path)` pairs of what was written.
         log_root: The TensorBoard root to name in the command.
     """
-    width = max(len(label) for label, _ in files)
-    print(f"\n== {title} ==")
-    for label, path in files:
-        print(f"  {label:<{width}}  {path}")
-    print(f"See the curves and gates with:  tensorboard --logdir {log_root}")
+
+    def __init__(self, title, files, log_root):
+        self.title = title
+        self.files = list(files)
+        self.log_root = log_root
+
+    def file_lines(self):
+        """One indented `label  path` line per file written."""
+        width = max(len(label) for label, _ in self.files)
+        return [f"  {label:<{width}}  {path}" for label, path in self.files]
+
+    def __str__(self):
+        lines = [f"== {self.title} ==", *self.file_lines()]
+        lines.append(tensorboard_hint(self.log_root))
+        return "\n".join(lines)
+
+
+def tensorboard_hint(log_root):
+    """The line that tells how to look at the logs."""
+    return f"See the curves and gates with:  tensorboard --logdir {log_root}"
 
 
 def run_main(function, prog, argv):
-    """Runs `function(argv)`, reporting `ExampleError` as one line, exit 2.
+    """Runs `function(argv)` and prints its `Summary`; bad input is one line.
 
     Args:
-        function: The example's work, taking `argv`, returning an exit status.
+        function: The example's work, taking `argv`, returning a `Summary`.
         prog: The program name, to prefix the error message.
         argv: The arguments (`None` for `sys.argv[1:]`).
 
     Returns:
-        The exit status (0 on success).
+        The exit status: 0, or 2 after an `ExampleError`.
     """
     try:
-        return function(argv)
+        summary = function(argv)
     except ExampleError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    print(f"\n{summary}")
+    return 0
 
 
 def progress_verbosity():

@@ -11,16 +11,9 @@ import argparse
 import sys
 import time
 
+import _common  # first: picks the TensorFlow backend before Keras loads
 import keras
 import numpy as np
-
-import keras_lstm_variants as klv
-
-LAYERS = {
-    "standard": klv.StandardLSTM,
-    "peephole": klv.PeepholeLSTM,
-    "coupled": klv.CoupledLSTM,
-}
 
 
 def adding_problem(n, steps, rng):
@@ -48,7 +41,7 @@ def main(argv=None):
     print(f"Adding problem, {args.steps} steps; predicting the mean gives "
           f"MSE {np.var(y_val):.4f}.")
     rows = []
-    for name, layer_class in LAYERS.items():
+    for name, layer_class in _common.CELLS.items():
         keras.utils.set_random_seed(args.seed)
         model = keras.Sequential(
             [

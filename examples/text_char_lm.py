@@ -251,6 +251,11 @@ def parse_args(argv):
 
 
 def run(argv=None):
+    """Trains, evaluates and exports; returns the run's `_common.Summary`.
+
+    Raises:
+        ExampleError: On bad input.
+    """
     args = parse_args(argv)
     if args.corpus:
         train_text, val_text, description = file_corpus(args.corpus, args.seq_len + 1)
@@ -316,7 +321,7 @@ def run(argv=None):
     export_path = _common.export_saved_model(
         model, out_dir / f"{PROG}_{args.cell}_savedmodel"
     )
-    _common.summarize(
+    return _common.Summary(
         f"{PROG}: {args.cell} LSTM, {args.epochs} epochs in {train_seconds:.0f} s; "
         f"validation {model_bpc:.3f} bits/char vs unigram {unigram_bpc:.3f}",
         [
@@ -326,7 +331,6 @@ def run(argv=None):
         ],
         args.logdir,
     )
-    return 0
 
 
 def main(argv=None):

@@ -221,6 +221,11 @@ def parse_args(argv):
 
 
 def run(argv=None):
+    """Trains, evaluates and exports; returns the run's `_common.Summary`.
+
+    Raises:
+        ExampleError: On bad input.
+    """
     args = parse_args(argv)
     series, description = load_csv(args.csv, args.column) if args.csv else load_co2()
     values = series.to_numpy(dtype="float64")
@@ -310,7 +315,7 @@ def run(argv=None):
     )
     model_mae = scores[f"{args.cell} LSTM"][0]
     naive_mae = scores[f"seasonal naive ({args.season} back)"][0]
-    _common.summarize(
+    return _common.Summary(
         f"{PROG}: {args.cell} LSTM, {args.epochs} epochs in {train_seconds:.0f} s; "
         f"test MAE {model_mae:.3f} vs seasonal naive {naive_mae:.3f}",
         [
@@ -321,7 +326,6 @@ def run(argv=None):
         ],
         args.logdir,
     )
-    return 0
 
 
 def main(argv=None):
