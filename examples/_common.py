@@ -92,19 +92,23 @@ def positive_int(text):
     return value
 
 
-def apply_quick(args, quick_defaults, parser):
-    """Under `--quick`, sets each flag in `quick_defaults` the user did not give.
+def parse_with_quick(parser, argv, quick_defaults):
+    """Parses `argv`; under `--quick`, `quick_defaults` replace the defaults.
+
+    Flags given explicitly always win, also when they equal a default.
 
     Args:
-        args: The parsed `argparse.Namespace`.
+        parser: A parser with the common arguments.
+        argv: The arguments (`None` for `sys.argv[1:]`).
         quick_defaults: `{dest: value}` for demo size.
-        parser: The parser that produced `args` (for its defaults).
+
+    Returns:
+        The parsed `argparse.Namespace`.
     """
-    if not args.quick:
-        return
-    for dest, value in quick_defaults.items():
-        if getattr(args, dest) == parser.get_default(dest):
-            setattr(args, dest, value)
+    known, _ = parser.parse_known_args(argv)
+    if known.quick:
+        parser.set_defaults(**quick_defaults)
+    return parser.parse_args(argv)
 
 
 def run_log_dir(root, example, cell):

@@ -237,13 +237,15 @@ def parse_args(argv):
         "library, the validation text's first 16 characters for --corpus)",
     )
     parser.add_argument(
-        "--sample-length", type=int, default=240, help="characters per sample"
+        "--sample-length",
+        type=_common.positive_int,
+        default=240,
+        help="characters per sample",
     )
-    args = parser.parse_args(argv)
-    _common.apply_quick(
-        args,
-        {"units": 128, "layers": 1, "seq_len": 64, "batch_size": 128, "epochs": 4},
+    args = _common.parse_with_quick(
         parser,
+        argv,
+        {"units": 128, "layers": 1, "seq_len": 64, "batch_size": 128, "epochs": 4},
     )
     if args.prompt == "":
         parser.error("argument --prompt: expected at least one character")

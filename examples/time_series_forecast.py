@@ -213,8 +213,7 @@ def parse_args(argv):
         help="season length of the seasonal-naive baseline",
     )
     parser.add_argument("--batch-size", type=_common.positive_int, default=32)
-    args = parser.parse_args(argv)
-    _common.apply_quick(args, {"epochs": 15}, parser)
+    args = _common.parse_with_quick(parser, argv, {"epochs": 15})
     if bool(args.csv) != bool(args.column):
         parser.error("--csv and --column go together")
     return args

@@ -138,9 +138,43 @@ def test_text_example_trains_logs_and_exports(tmp_path, capsys):
     ids = np.random.default_rng(1).integers(0, 8, (3, 5)).astype("int32")
     check_saved_model(export_path, model, ids)
 
+    check_printed_bits_per_char(out, root, tmp_path / "corpus.txt")
+
     tags = event_tags(only_run_dir(root / "runs", "text_char_lm"))
     assert {"epoch_loss", "epoch_bits_per_char"} <= tags
     check_gate_tags(tags, ["coupled_lstm_1"])
+
+
+def check_printed_bits_per_char(out, root, corpus):
+    """The printed model and unigram numbers, recomputed from the saved model."""
+    printed = {
+        name: float(line.split()[-1])
+        for line in out.splitlines()
+        for name in ("unigram baseline", "coupled LSTM model")
+        if line.strip().startswith(name)
+    }
+    # The validation data rebuilt from the corpus file: its last tenth.
+    train, val, _ = text_char_lm.file_corpus(corpus, 17)
+    vocab = text_char_lm.Vocabulary(train)
+    x, y = text_char_lm.make_sequences(vocab.encode(val), 16)
+    model = keras.saving.load_model(root / "out" / "text_char_lm_coupled.keras")
+    logits = keras.ops.convert_to_numpy(model(x)).astype("float64")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_p, y[..., None], -1).mean() / math.log(2)
+    assert printed["coupled LSTM model"] == pytest.approx(nll, abs=1e-3)
+    counts = np.array([train.count(c) for c in vocab.chars]) + 1.0
+    counts = np.concatenate([[1.0], counts])  # add-one count of unseen characters
+    unigram = -np.log2(counts[y.ravel()] / counts.sum()).mean()
+    assert printed["unigram baseline"] == pytest.approx(unigram, abs=1e-3)
+
+
+def test_quick_changes_defaults_but_not_given_flags():
+    quick = text_char_lm.parse_args(["--quick"])
+    assert (quick.units, quick.layers, quick.epochs) == (128, 1, 4)
+    given = text_char_lm.parse_args(["--quick", "--units", "256", "--epochs", "10"])
+    assert (given.units, given.layers, given.epochs) == (256, 1, 10)
+    assert text_char_lm.parse_args([]).units == 256
+    assert time_series_forecast.parse_args(["--quick"]).epochs == 15
 
 
 def test_text_example_is_deterministic_with_a_seed(tmp_path, capsys):
