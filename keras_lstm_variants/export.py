@@ -277,7 +277,7 @@ def export_tflite(
         )
         for arg in get_input_signature(model)
     ]
-    archive = _build_archive(model, False, signature)
+    archive = _build_archive(model, False, signature, state_batch_size=batch_size)
     with tempfile.TemporaryDirectory() as saved_model_dir:
         archive.write_out(saved_model_dir, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
@@ -489,8 +489,13 @@ def _output_dict(outputs):
     return {f"output_{i}": t for i, t in enumerate(tree.flatten(outputs))}
 
 
-def _build_archive(model, gates, input_signature):
-    """A `keras.export.ExportArchive` with the serving (and gates) endpoints."""
+def _build_archive(model, gates, input_signature, state_batch_size=None):
+    """A `keras.export.ExportArchive` with the serving (and gates) endpoints.
+
+    Both endpoints first check their inputs against the signature's shapes
+    (`tf.ensure_shape`), so a wrong feature size fails with an error that
+    names the expected shape instead of deep inside the RNN loop.
+    """
     import tensorflow as tf
 
     if input_signature is None:
@@ -500,19 +505,6 @@ def _build_archive(model, gates, input_signature):
     _check_unique(
         [signature_key(n, g) for n in _gate_layer_names(model) for g in GATE_NAMES]
     )
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    if not stateful:
-        archive.add_endpoint(SERVE_ENDPOINT, model.__call__, input_signature)
-        if gates:
-            archive.add_endpoint(
-                GATES_ENDPOINT,
-                lambda *args: _run_gates(model, args, {}, []),
-                input_signature,
-            )
-        return archive
-
     state_specs = {}
     for _, layer, keys in stateful:
         cells = (
@@ -524,23 +516,39 @@ def _build_archive(model, gates, input_signature):
         for cell, pair in zip(cells, pairs, strict=True):
             for key in pair:
                 state_specs[key] = tf.TensorSpec(
-                    (None, cell.units), layer.compute_dtype, name=key
+                    (state_batch_size, cell.units), layer.compute_dtype, name=key
                 )
-    full_signature = [*input_signature, state_specs]
+    signature = [*input_signature, state_specs] if stateful else input_signature
+
+    def checked(args):
+        args = tree.map_structure(
+            lambda x, spec: tf.ensure_shape(x, spec.shape), list(args), signature
+        )
+        return (args[:-1], args[-1]) if stateful else (args, {})
 
     def serve(*args):
-        *inputs, states = args
+        inputs, states = checked(args)
         with _explicit_states(stateful, states) as final_states:
             outputs = model(*inputs, training=False)
+        if not stateful:
+            return outputs
         return {**_output_dict(outputs), **final_states}
 
-    archive.add_endpoint(SERVE_ENDPOINT, serve, full_signature)
+    def gate_values(*args):
+        inputs, states = checked(args)
+        with record_gates(model) as recorded, _explicit_states(stateful, states):
+            model(*inputs, training=False)
+        return {
+            signature_key(name, gate): values[gate]
+            for name, values in recorded.items()
+            for gate in GATE_NAMES
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SERVE_ENDPOINT, serve, signature)
     if gates:
-        archive.add_endpoint(
-            GATES_ENDPOINT,
-            lambda *args: _run_gates(model, args[:-1], args[-1], stateful),
-            full_signature,
-        )
+        archive.add_endpoint(GATES_ENDPOINT, gate_values, signature)
     return archive
 
 
@@ -557,17 +565,6 @@ def _gate_layer_names(model):
         else:
             names.append(name)
     return names
-
-
-def _run_gates(model, inputs, states, stateful):
-    """The body of the `gates` signature: every gate of every layer."""
-    with record_gates(model) as recorded, _explicit_states(stateful, states):
-        model(*inputs, training=False)
-    return {
-        signature_key(name, gate): values[gate]
-        for name, values in recorded.items()
-        for gate in GATE_NAMES
-    }
 
 
 def _fix_shape(spec, batch_size, sequence_length):
