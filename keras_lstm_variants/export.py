@@ -214,8 +214,8 @@ def export_tflite(
             replaced.
         optimizations: Optional list of `tf.lite.Optimize` values passed to
             the converter (for example `[tf.lite.Optimize.DEFAULT]` for
-            dynamic-range quantization; outputs then no longer match Keras
-            to 1e-4).
+            dynamic-range quantization of the larger weight matrices;
+            check the accuracy you get).
 
     Returns:
         `path`, as a string.
