@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test lint demo tensorboard bench clean
+.PHONY: test test-torch lint demo tensorboard bench clean
+
+# The tests of the cells and layers themselves, which also run on JAX and PyTorch.
+CORE_TESTS := tests/test_equations.py tests/test_layers.py tests/test_errors.py \
+	tests/test_serialization.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +25,12 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 $(CORE_TESTS)
+
+# PyTorch is not in the test extra: PyPI's default build of it is several GB.
+test-torch: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 $(CORE_TESTS)
 
 # Both examples in --quick mode (a few minutes on 2 cores), then what they wrote.
 demo: $(VENV)/.installed

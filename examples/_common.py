@@ -8,7 +8,6 @@ raises `ExampleError` for bad input it finds itself, and runs through
 import argparse
 import datetime
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -156,13 +155,17 @@ def gate_histograms(probe_inputs, log_dir):
 def export_saved_model(model, path):
     """Exports `model` as a SavedModel with a `gates` signature at `path`.
 
-    A previous export at `path` is replaced.
+    A previous SavedModel at `path` is replaced; anything else there is an
+    `ExampleError`.
+
+    Returns:
+        The path, as a `Path`.
     """
-    path = Path(path)
-    if path.exists():
-        shutil.rmtree(path)
-    klv.export_saved_model(model, str(path), gates=True)
-    return path
+    try:
+        klv.export_saved_model(model, str(path), gates=True, overwrite=True)
+    except FileExistsError as error:
+        raise ExampleError(str(error)) from None
+    return Path(path)
 
 
 def prepare_out_dir(out):

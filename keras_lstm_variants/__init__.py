@@ -4,6 +4,8 @@ from keras_lstm_variants.cells import CoupledLSTMCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
+from keras_lstm_variants.export import export_saved_model
+from keras_lstm_variants.export import export_tflite
 from keras_lstm_variants.layers import CoupledLSTM
 from keras_lstm_variants.layers import PeepholeLSTM
 from keras_lstm_variants.layers import StandardLSTM
@@ -19,4 +21,6 @@ __all__ = [
     "StandardLSTM",
     "StandardLSTMCell",
     "__version__",
+    "export_saved_model",
+    "export_tflite",
 ]

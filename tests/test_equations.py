@@ -4,6 +4,7 @@ finite differences."""
 import keras
 import numpy as np
 import pytest
+from autodiff import gradients
 from conftest import ALL_CONFIGS
 from conftest import CELL_CLASSES
 from conftest import LAYER_CLASSES
@@ -164,14 +165,15 @@ def _finite_difference(f, value, eps=1e-6):
 
 
 @pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="uses tf.GradientTape"
+    keras.backend.backend() == "jax",
+    reason="Keras's JAX backend computes ops.tanh of float64 tensors in float32 "
+    "(its result_type('float64', float) is float32), so float64 gradients "
+    "cannot be checked there",
 )
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=config_id)
 def test_gradients_match_finite_differences(config):
     """Autodiff of the layer (float64) against central differences of the
     NumPy reference, for every weight and the input."""
-    import tensorflow as tf
-
     variant, gates = config
     coupled = variant == "coupled"
     rng = np.random.default_rng(13)
@@ -182,11 +184,8 @@ def test_gradients_match_finite_differences(config):
     layer(x)
     randomize_weights(layer, seed=14)
 
-    x_var = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(layer(x_var) * projection)
-    variables = list(cell.trainable_weights)
-    grads = tape.gradient(loss, [x_var] + [v.value for v in variables])
+    variables = list(layer.trainable_variables)
+    grads = gradients(layer, x, projection)
 
     weights = cell_weights(cell)
     # "input_gate_peephole_weights" -> "input"; kernels and bias keep their name.
