@@ -25,26 +25,18 @@ import text_char_lm  # noqa: E402
 import time_series_forecast  # noqa: E402
 
 GATES_LANDED = hasattr(klv, "GateHistograms")
-EXPORT_LANDED = hasattr(klv, "export_saved_model")
 
 
 @pytest.fixture(autouse=True)
-def _until_apis_land(monkeypatch):
-    """Stands in for `GateHistograms`/`export_saved_model` until they are merged.
+def _until_gate_histograms_land(monkeypatch):
+    """Stands in for `GateHistograms` until it is merged.
 
-    The checks that need them skip (with the reason) while they are missing.
+    The checks of the gate tags skip (with the reason) while it is missing.
     """
     if not GATES_LANDED:
         monkeypatch.setattr(
             _common, "gate_histograms", lambda probe, log_dir: keras.callbacks.History()
         )
-    if not EXPORT_LANDED:
-
-        def keras_export(model, path):
-            model.export(str(path), format="tf_saved_model", verbose=False)
-            return Path(path)
-
-        monkeypatch.setattr(_common, "export_saved_model", keras_export)
 
 
 def event_tags(log_dir):
@@ -77,18 +69,25 @@ def check_gate_tags(tags, layer_names):
             assert f"gates/{layer}/{gate}" in tags
 
 
-def check_saved_model(path, model, inputs):
-    """The SavedModel loads in plain TensorFlow and serves the model's outputs."""
+def check_saved_model(path, model, inputs, layer, read_out):
+    """The SavedModel loads in plain TensorFlow, serves the model's outputs, and
+    its `gates` signature holds `layer`'s gates, whose `hidden_state` gives the
+    outputs through `read_out` (the model's own read-out layer)."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
-    served = loaded.signatures["serving_default"](tf.constant(inputs))
-    (output,) = served.values()
-    np.testing.assert_allclose(
-        output.numpy(), keras.ops.convert_to_numpy(model(inputs)), atol=1e-5
-    )
-    if EXPORT_LANDED:
-        assert "gates" in loaded.signatures
+    (served,) = loaded.signatures["serving_default"](tf.constant(inputs)).values()
+    expected = keras.ops.convert_to_numpy(model(inputs))
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
+    gates = loaded.signatures["gates"](tf.constant(inputs))
+    for gate in klv.GATE_NAMES:
+        value = gates[f"{layer}__{gate}"].numpy()
+        assert value.shape[:2] == inputs.shape[:2]
+        if gate.endswith("_gate"):
+            assert value.min() >= 0.0 and value.max() <= 1.0
+    hidden = gates[f"{layer}__hidden_state"].numpy()
+    from_gates = keras.ops.convert_to_numpy(read_out(hidden))
+    np.testing.assert_allclose(from_gates, expected, atol=1e-5)
 
 
 def tiny_corpus(path, n_chars=6000, seed=0):
@@ -136,7 +135,9 @@ def test_text_example_trains_logs_and_exports(tmp_path, capsys):
     for path in (model_path, export_path):
         assert str(path) in out
     ids = np.random.default_rng(1).integers(0, 8, (3, 5)).astype("int32")
-    check_saved_model(export_path, model, ids)
+    check_saved_model(
+        export_path, model, ids, "coupled_lstm_1", model.get_layer("next_char_logits")
+    )
 
     check_printed_bits_per_char(out, root, tmp_path / "corpus.txt")
 
@@ -277,7 +278,11 @@ def test_series_example_trains_logs_plots_and_exports(tmp_path, capsys):
     model = keras.saving.load_model(out_dir / "time_series_forecast_standard.keras")
     windows = np.random.default_rng(2).standard_normal((3, 24, 1)).astype("float32")
     check_saved_model(
-        out_dir / "time_series_forecast_standard_savedmodel", model, windows
+        out_dir / "time_series_forecast_standard_savedmodel",
+        model,
+        windows,
+        "standard_lstm",
+        lambda hidden: model.get_layer("forecast")(hidden[:, -1]),
     )
 
     tags = event_tags(only_run_dir(root / "runs", "time_series_forecast"))
