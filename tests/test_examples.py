@@ -21,6 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
 import _common  # noqa: E402
+import demo  # noqa: E402
 import text_char_lm  # noqa: E402
 import time_series_forecast  # noqa: E402
 
@@ -399,3 +400,28 @@ def test_bad_input_from_the_command_line_has_no_traceback(tmp_path):
         f"text_char_lm: error: --corpus {corpus!r} is not UTF-8 text (it looks binary)"
     )
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_demo_runs_both_examples_quick_and_lists_what_they_wrote(
+    tmp_path, capsys, monkeypatch
+):
+    calls = []
+
+    def fake_run(name):
+        def run(argv):
+            calls.append((name, argv))
+            return _common.Summary(
+                f"{name} headline", [("Keras model", tmp_path / f"{name}.keras")], "r"
+            )
+
+        return run
+
+    monkeypatch.setattr(text_char_lm, "run", fake_run("text"))
+    monkeypatch.setattr(time_series_forecast, "run", fake_run("series"))
+    assert demo.main(["--logdir", "r", "--out", str(tmp_path)]) == 0
+    flags = ["--quick", "--cell", "peephole", "--logdir", "r", "--out", str(tmp_path)]
+    assert calls == [("text", flags), ("series", flags)]
+    tail = capsys.readouterr().out.split("make demo wrote:")[1]
+    assert "text headline" in tail and "series headline" in tail
+    assert str(tmp_path / "series.keras") in tail
+    assert "tensorboard --logdir r" in tail
