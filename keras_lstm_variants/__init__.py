@@ -1,9 +1,11 @@
 """LSTM variant cells and layers for Keras 3: standard, peephole and coupled."""
 
+from keras_lstm_variants.callbacks import GateHistograms
 from keras_lstm_variants.cells import CoupledLSTMCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
+from keras_lstm_variants.inspection import gate_activations
 from keras_lstm_variants.layers import CoupledLSTM
 from keras_lstm_variants.layers import PeepholeLSTM
 from keras_lstm_variants.layers import StandardLSTM
@@ -14,9 +16,11 @@ __all__ = [
     "GATE_NAMES",
     "CoupledLSTM",
     "CoupledLSTMCell",
+    "GateHistograms",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "StandardLSTM",
     "StandardLSTMCell",
     "__version__",
+    "gate_activations",
 ]
