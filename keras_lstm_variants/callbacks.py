@@ -52,15 +52,37 @@ def gate_statistics(gates):
     low, high = SATURATION_BOUNDS
     stats = {}
     for gate in SIGMOID_GATES:
-        values = np.asarray(gates[gate], dtype=np.float64)
-        stats[f"{gate}/mean"] = float(values.mean())
+        values = np.asarray(gates[gate])
+        stats[f"{gate}/mean"] = float(values.mean(dtype=np.float64))
         stats[f"{gate}/saturated_fraction"] = float(
             np.mean((values < low) | (values > high))
         )
     stats["cell_state/mean_abs"] = float(
-        np.abs(np.asarray(gates["cell_state"], dtype=np.float64)).mean()
+        np.abs(np.asarray(gates["cell_state"])).mean(dtype=np.float64)
     )
     return stats
+
+
+def histogram_tensor(values, buckets):
+    """Buckets `values` the way TensorBoard's histogram summaries store them.
+
+    Args:
+        values: Array of any shape.
+        buckets: Number of equal-width buckets between the smallest and the
+            largest value.
+
+    Returns:
+        A float64 array `(buckets, 3)` of `(left edge, right edge, count)`
+        rows (a single row if all values are equal): the tensor format of
+        TensorBoard's histograms plugin. NumPy does the counting, several
+        times faster here than `tf.summary.histogram`.
+    """
+    values = np.asarray(values).ravel()
+    low, high = float(values.min()), float(values.max())
+    if low == high:
+        return np.array([[low, high, values.size]], dtype=np.float64)
+    counts, edges = np.histogram(values, bins=buckets, range=(low, high))
+    return np.stack([edges[:-1], edges[1:], counts], axis=1).astype(np.float64)
 
 
 def heatmap_shape(units, timesteps, scale):
@@ -69,7 +91,7 @@ def heatmap_shape(units, timesteps, scale):
     return (scale * (panels * units + panels - 1), scale * timesteps)
 
 
-def gate_heatmap(gates, scale=4):
+def gate_heatmap(gates, scale=2):
     """Draws one layer's gates for the first sequence as an RGB image.
 
     The image stacks one panel per gate, top to bottom `input_gate`,
@@ -185,7 +207,7 @@ class GateHistograms(keras.callbacks.Callback):
         histogram_buckets: Positive integer, buckets per histogram.
             Default: 30.
         heatmap_scale: Positive integer, pixels per unit and time step in
-            the heatmap images. Default: 4.
+            the heatmap images. Default: 2.
         run_name: Name of the run (subdirectory of `log_dir`). Default:
             `"gates"`.
 
@@ -211,7 +233,7 @@ class GateHistograms(keras.callbacks.Callback):
         log_dir="logs",
         every_n_epochs=1,
         histogram_buckets=30,
-        heatmap_scale=4,
+        heatmap_scale=2,
         run_name="gates",
     ):
         super().__init__()
@@ -289,6 +311,7 @@ class GateHistograms(keras.callbacks.Callback):
             The gate values written, `{layer name: {gate name: NumPy array}}`.
         """
         import tensorflow as tf
+        from tensorboard.plugins.histogram import metadata as histogram_metadata
 
         if self._writer is None:
             raise RuntimeError(
@@ -297,7 +320,7 @@ class GateHistograms(keras.callbacks.Callback):
             )
         recorded = {
             name: {
-                gate: keras.ops.convert_to_numpy(value).astype(np.float32)
+                gate: np.asarray(keras.ops.convert_to_numpy(value), np.float32)
                 for gate, value in gates.items()
             }
             for name, gates in self._run(self._probe).items()
@@ -306,10 +329,12 @@ class GateHistograms(keras.callbacks.Callback):
             for name, gates in recorded.items():
                 prefix = f"{TAG_PREFIX}/{name}"
                 for gate in GATE_NAMES:
-                    tf.summary.histogram(
+                    tf.summary.write(
                         f"{prefix}/{gate}",
-                        gates[gate],
-                        buckets=self.histogram_buckets,
+                        histogram_tensor(gates[gate], self.histogram_buckets),
+                        metadata=histogram_metadata.create_summary_metadata(
+                            display_name=None, description=""
+                        ),
                     )
                 for suffix, value in gate_statistics(gates).items():
                     tf.summary.scalar(f"{prefix}/{suffix}", value)
