@@ -312,6 +312,7 @@ class GateHistograms(keras.callbacks.Callback):
         """
         import tensorflow as tf
         from tensorboard.plugins.histogram import metadata as histogram_metadata
+        from tensorboard.plugins.image import metadata as image_metadata
 
         if self._writer is None:
             raise RuntimeError(
@@ -325,6 +326,16 @@ class GateHistograms(keras.callbacks.Callback):
             }
             for name, gates in self._run(self._probe).items()
         }
+        # The summaries are written as tensors in the plugins' own formats
+        # (what tf.summary.histogram and tf.summary.image write), bucketed
+        # with NumPy and encoded with a fast PNG compression: several times
+        # quicker than those two functions on probe-sized data.
+        histogram_kind = histogram_metadata.create_summary_metadata(
+            display_name=None, description=""
+        )
+        image_kind = image_metadata.create_summary_metadata(
+            display_name=None, description=""
+        )
         with self._writer.as_default(step=step):
             for name, gates in recorded.items():
                 prefix = f"{TAG_PREFIX}/{name}"
@@ -332,16 +343,17 @@ class GateHistograms(keras.callbacks.Callback):
                     tf.summary.write(
                         f"{prefix}/{gate}",
                         histogram_tensor(gates[gate], self.histogram_buckets),
-                        metadata=histogram_metadata.create_summary_metadata(
-                            display_name=None, description=""
-                        ),
+                        metadata=histogram_kind,
                     )
                 for suffix, value in gate_statistics(gates).items():
                     tf.summary.scalar(f"{prefix}/{suffix}", value)
-                tf.summary.image(
+                image = gate_heatmap(gates, self.heatmap_scale)
+                height, width = image.shape[:2]
+                png = tf.image.encode_png(image, compression=1)
+                tf.summary.write(
                     f"{prefix}/heatmap",
-                    gate_heatmap(gates, self.heatmap_scale)[None],
-                    max_outputs=1,
+                    tf.stack([tf.as_string(width), tf.as_string(height), png]),
+                    metadata=image_kind,
                 )
         self._writer.flush()
         return recorded
