@@ -13,8 +13,12 @@ Three pieces, from low to high level:
 * `record_gates(model)` is a context manager: while it is open, each call of
   the model (eager or traced, so also inside a `tf.function` or a SavedModel
   signature) fills a dict `{layer name: {gate name: tensor}}`.
-* `gate_activations(model, inputs)` runs the model in inference mode and
-  returns NumPy arrays.
+* `gate_activations(model, inputs, batch_size=None)` checks the inputs, runs
+  the model in inference mode (in batches) and returns NumPy arrays.
+
+Helpers shared with the `GateHistograms` callback: `require_variant_rnn_layers`
+(raises if there are none), `check_model_inputs` (inputs against the model's
+input shapes) and `record_call` (one inference call under `record_gates`).
 
 Masked steps: the inspection loop runs with the layer's own masking rule, as
 `keras.layers.RNN` does: at a masked step the states are carried over
