@@ -1,11 +1,13 @@
 """LSTM variant cells and layers for Keras 3: standard, peephole and coupled."""
 
+from keras_lstm_variants.callbacks import GateHistograms
 from keras_lstm_variants.cells import CoupledLSTMCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
 from keras_lstm_variants.export import export_saved_model
 from keras_lstm_variants.export import export_tflite
+from keras_lstm_variants.inspection import gate_activations
 from keras_lstm_variants.layers import CoupledLSTM
 from keras_lstm_variants.layers import PeepholeLSTM
 from keras_lstm_variants.layers import StandardLSTM
@@ -16,6 +18,7 @@ __all__ = [
     "GATE_NAMES",
     "CoupledLSTM",
     "CoupledLSTMCell",
+    "GateHistograms",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "StandardLSTM",
@@ -23,4 +26,5 @@ __all__ = [
     "__version__",
     "export_saved_model",
     "export_tflite",
+    "gate_activations",
 ]

@@ -13,8 +13,12 @@ Three pieces, from low to high level:
 * `record_gates(model)` is a context manager: while it is open, each call of
   the model (eager or traced, so also inside a `tf.function` or a SavedModel
   signature) fills a dict `{layer name: {gate name: tensor}}`.
-* `gate_activations(model, inputs)` runs the model in inference mode and
-  returns NumPy arrays.
+* `gate_activations(model, inputs, batch_size=None)` checks the inputs, runs
+  the model in inference mode (in batches) and returns NumPy arrays.
+
+Helpers shared with the `GateHistograms` callback: `require_variant_rnn_layers`
+(raises if there are none), `check_model_inputs` (inputs against the model's
+input shapes) and `record_call` (one inference call under `record_gates`).
 
 Masked steps: the inspection loop runs with the layer's own masking rule, as
 `keras.layers.RNN` does: at a masked step the states are carried over
@@ -30,8 +34,11 @@ values are put back in input order, like the `Bidirectional` output.
 """
 
 import contextlib
+import numbers
+import operator
 
 import keras
+import numpy as np
 from keras import ops
 from keras.src import backend as keras_backend
 
@@ -85,6 +92,31 @@ def variant_rnn_layers(model):
     else:
         visit(model, "")
     return found
+
+
+def require_variant_rnn_layers(model, argument="model"):
+    """Like `variant_rnn_layers`, but raises if there are none.
+
+    Args:
+        model: A Keras model or layer.
+        argument: The argument name to use in the error message.
+
+    Returns:
+        The non-empty list of `variant_rnn_layers(model)`.
+
+    Raises:
+        ValueError: If the model holds none of our cells.
+    """
+    layers = variant_rnn_layers(model)
+    if not layers:
+        raise ValueError(
+            f"Argument `{argument}` ({type(model).__name__} "
+            f"'{getattr(model, 'name', model)}') has no layer that runs a "
+            "keras_lstm_variants cell; expected at least one StandardLSTM, "
+            "PeepholeLSTM or CoupledLSTM layer, or a keras.layers.RNN (possibly "
+            "inside Bidirectional) over one of their cells."
+        )
+    return layers
 
 
 def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
@@ -180,13 +212,7 @@ def record_gates(model):
     Raises:
         ValueError: If the model holds none of our cells.
     """
-    layers = variant_rnn_layers(model)
-    if not layers:
-        raise ValueError(
-            f"Model '{model.name}' has no layer that runs a keras_lstm_variants "
-            "cell; expected at least one StandardLSTM, PeepholeLSTM or "
-            "CoupledLSTM layer, or a keras.layers.RNN over one of their cells."
-        )
+    layers = require_variant_rnn_layers(model)
     recorded = {}
 
     def wrap(name, layer, reverse_time, original):
@@ -219,3 +245,200 @@ def record_gates(model):
                 del layer.call
             else:
                 layer.call = original
+
+
+def expected_input_shapes(model):
+    """The input shapes `model` expects, or `None` where they are not known.
+
+    Args:
+        model: A Keras model or layer.
+
+    Returns:
+        A list of shape tuples (one per model input, `None` for free axes), or
+        `None` if the model does not declare its inputs (a subclassed model
+        that was never built). A single RNN layer expects
+        `(batch, timesteps, features)`, with `features` known once built.
+    """
+    if isinstance(model, keras.layers.RNN) and not isinstance(model, keras.Model):
+        features = None
+        for _, cell in _variant_cells(model):
+            features = cell.input_dim
+            break
+        return [(None, None, features)]
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    return [tuple(t.shape) for t in keras.tree.flatten(inputs)]
+
+
+def check_model_inputs(model, inputs, argument="inputs"):
+    """Checks that `inputs` fit `model`, and returns them as NumPy arrays.
+
+    Args:
+        model: A Keras model or layer.
+        inputs: An array or tensor, or a list/dict of them for a model with
+            several inputs.
+        argument: The argument name to use in error messages.
+
+    Returns:
+        `inputs` with every leaf converted to a NumPy array (same structure).
+
+    Raises:
+        ValueError: If the number of inputs, a rank, a fixed dimension or the
+            batch sizes do not fit, naming the shape the model expects.
+    """
+    if inputs is None:
+        raise ValueError(f"Argument `{argument}` must be an array; received None.")
+    try:
+        arrays = keras.tree.map_structure(ops.convert_to_numpy, inputs)
+    except Exception as error:  # any backend's conversion error
+        raise ValueError(
+            f"Argument `{argument}` must be an array or tensor (or a list or "
+            f"dict of them); received {type(inputs).__name__}: {error}"
+        ) from error
+    leaves = keras.tree.flatten(arrays)
+    expected = expected_input_shapes(model)
+    name = f"{type(model).__name__} '{model.name}'"
+    if expected is not None and len(leaves) != len(expected):
+        raise ValueError(
+            f"Argument `{argument}` holds {len(leaves)} array(s) but {name} has "
+            f"{len(expected)} input(s), of shapes {expected}."
+        )
+    for k, array in enumerate(leaves):
+        if array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Argument `{argument}` must hold numbers; received an array "
+                f"of dtype {array.dtype}."
+            )
+        if expected is None:
+            continue
+        want = expected[k]
+        fits = array.ndim == len(want) and all(
+            w is None or w == a for w, a in zip(want[1:], array.shape[1:], strict=True)
+        )
+        if not fits:
+            which = "" if len(expected) == 1 else f" (input {k})"
+            raise ValueError(
+                f"Argument `{argument}`{which} has shape {array.shape}, but "
+                f"{name} expects inputs of shape {want} (None: any size)."
+            )
+    batch_sizes = {array.shape[0] if array.ndim else None for array in leaves}
+    if len(batch_sizes) != 1 or not all(batch_sizes):
+        raise ValueError(
+            f"Argument `{argument}` must hold at least one sequence, with the "
+            "same batch size (first axis) in every array; received shapes "
+            f"{[a.shape for a in leaves]}."
+        )
+    return arrays
+
+
+def record_call(model, inputs):
+    """Calls `model` once in inference mode and returns the recorded gates.
+
+    Backend-neutral; call it eagerly or inside a traced function (the
+    `GateHistograms` callback runs it inside a `tf.function`).
+
+    Args:
+        model: A Keras model or layer holding our cells.
+        inputs: Inputs the model accepts.
+
+    Returns:
+        `{layer name: {gate name: tensor (batch, time, units)}}`.
+    """
+    with record_gates(model) as recorded:
+        model(inputs, training=False)
+    return dict(recorded)
+
+
+def gate_activations(model, inputs, batch_size=None):
+    """Returns every gate of every time step, for each of our layers.
+
+    Runs `model` in inference mode (no dropout) on `inputs` and reads, for
+    every layer that runs one of our cells (our three layers, a
+    `keras.layers.RNN` over one of our cells, each of our cells in a
+    `StackedRNNCells`, both directions of a `Bidirectional`, also in nested
+    models), the values the cell computes at each step. They come from the
+    cells' own gate core, so `hidden_state` equals the layer's output sequence
+    and `cell_state[t] = forget_gate[t] * cell_state[t-1] + input_gate[t] *
+    candidate[t]`. For `CoupledLSTMCell`, `input_gate` is `1 - forget_gate`.
+
+    Layer names are unique and stable: the layer's name, prefixed by the
+    names of the nested models and `Bidirectional` wrappers around it
+    (`"bidirectional/forward_coupled_lstm"`), and followed by the cell's name
+    for a cell in a stack (`"rnn/peephole_lstm_cell"`).
+
+    Masked steps (from `Masking` or `Embedding(mask_zero=True)`): the states
+    are carried over unchanged, as `keras.layers.RNN` does, and every value
+    (gates included) at a masked step repeats the last unmasked step's value,
+    or zeros before the first unmasked step. With `zero_output_for_mask=True`
+    masked steps hold zeros.
+
+    Time order: that of the layer's output sequence. A layer with
+    `go_backwards=True` on its own gives its values in processing order
+    (reversed, like its output); the backward layer of a `Bidirectional` gives
+    them in input order.
+
+    Args:
+        model: A Keras model, or one of our RNN layers.
+        inputs: Inputs the model accepts: an array `(batch, timesteps,
+            features)` for a single-input model, or a list/dict of arrays.
+        batch_size: Number of sequences per model call, or `None` (default)
+            for all at once. The results are concatenated along the batch
+            axis.
+
+    Returns:
+        `{layer name: {gate name: NumPy array (batch, time, units)}}`, with
+        the gate names `input_gate`, `forget_gate`, `output_gate`,
+        `candidate`, `cell_state` and `hidden_state`.
+
+    Raises:
+        ValueError: If the model holds none of our cells, if `inputs` do not
+            fit the model's inputs, or if `batch_size` is not a positive
+            integer.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((20, 3)),
+    ...     PeepholeLSTM(8, return_sequences=True),
+    ...     keras.layers.Dense(1),
+    ... ])
+    >>> gates = gate_activations(model, np.random.rand(5, 20, 3))
+    >>> gates["peephole_lstm"]["forget_gate"].shape
+    (5, 20, 8)
+    """
+    require_variant_rnn_layers(model)
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size <= 0
+    ):
+        raise ValueError(
+            "Argument `batch_size` must be a positive integer or None; "
+            f"received batch_size={batch_size!r}."
+        )
+    arrays = check_model_inputs(model, inputs)
+    total = keras.tree.flatten(arrays)[0].shape[0]
+    step = total if batch_size is None else int(batch_size)
+    chunks = []
+    for start in range(0, total, step):
+        batch = keras.tree.map_structure(
+            operator.itemgetter(slice(start, start + step)), arrays
+        )
+        recorded = record_call(model, batch)
+        chunks.append(
+            {
+                name: {gate: ops.convert_to_numpy(v) for gate, v in gates.items()}
+                for name, gates in recorded.items()
+            }
+        )
+    return {
+        name: {
+            gate: np.concatenate([chunk[name][gate] for chunk in chunks], axis=0)
+            for gate in GATE_NAMES
+        }
+        for name in chunks[0]
+    }
