@@ -25,20 +25,6 @@ import demo  # noqa: E402
 import text_char_lm  # noqa: E402
 import time_series_forecast  # noqa: E402
 
-GATES_LANDED = hasattr(klv, "GateHistograms")
-
-
-@pytest.fixture(autouse=True)
-def _until_gate_histograms_land(monkeypatch):
-    """Stands in for `GateHistograms` until it is merged.
-
-    The checks of the gate tags skip (with the reason) while it is missing.
-    """
-    if not GATES_LANDED:
-        monkeypatch.setattr(
-            _common, "gate_histograms", lambda probe, log_dir: keras.callbacks.History()
-        )
-
 
 def event_tags(log_dir):
     """Every tag in every event file under `log_dir`, read by TensorBoard."""
@@ -63,8 +49,6 @@ def only_run_dir(root, example):
 
 
 def check_gate_tags(tags, layer_names):
-    if not GATES_LANDED:
-        pytest.skip("keras_lstm_variants.GateHistograms has not landed yet")
     for layer in layer_names:
         for gate in klv.GATE_NAMES:
             assert f"gates/{layer}/{gate}" in tags
