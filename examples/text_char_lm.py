@@ -245,7 +245,7 @@ def parse_args(argv):
     args = _common.parse_with_quick(
         parser,
         argv,
-        {"units": 128, "layers": 1, "seq_len": 64, "batch_size": 128, "epochs": 4},
+        {"units": 128, "layers": 1, "seq_len": 64, "batch_size": 128, "epochs": 6},
     )
     if args.prompt == "":
         parser.error("argument --prompt: expected at least one character")
@@ -310,7 +310,8 @@ def run(argv=None):
     )
     for temperature, ids in zip(TEMPERATURES, sampled, strict=True):
         print(f"\n--- sample, temperature {temperature} ---")
-        print(prompt + vocab.decode(ids))
+        lines = (prompt + vocab.decode(ids)).splitlines()
+        print("\n".join(line.rstrip() for line in lines))
 
     _, model_bpc = model.evaluate(x_val, y_val, batch_size=args.batch_size, verbose=0)
     unigram_bpc = unigram_bits_per_char(train_ids, y_val.ravel(), len(vocab))

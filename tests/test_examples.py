@@ -156,7 +156,7 @@ def check_printed_bits_per_char(out, root, corpus):
 
 def test_quick_changes_defaults_but_not_given_flags():
     quick = text_char_lm.parse_args(["--quick"])
-    assert (quick.units, quick.layers, quick.epochs) == (128, 1, 4)
+    assert (quick.units, quick.layers, quick.epochs) == (128, 1, 6)
     given = text_char_lm.parse_args(["--quick", "--units", "256", "--epochs", "10"])
     assert (given.units, given.layers, given.epochs) == (256, 1, 10)
     assert text_char_lm.parse_args([]).units == 256
