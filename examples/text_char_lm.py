@@ -12,6 +12,10 @@ histograms (`keras_lstm_variants.GateHistograms`) to one log directory per run;
 then prints generated samples and the validation bits per character beside a
 unigram baseline, saves the `.keras` model and exports a SavedModel.
 
+On 2 CPU cores, `--quick` (one layer of 128 units, 800k characters, 6 epochs)
+takes about a minute; the default size (two layers of 256 units, 2M
+characters, 10 epochs) about half an hour.
+
     python examples/text_char_lm.py --quick
     python examples/text_char_lm.py --cell coupled --corpus my.txt --epochs 20
 """

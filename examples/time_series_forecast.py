@@ -17,6 +17,9 @@ Prints the test MAE and RMSE of the model beside two baselines: persistence
 52 weeks by default). Logs loss and gate histograms to TensorBoard, exports a
 SavedModel and saves a plot of the forecasts on the test period.
 
+On 2 CPU cores, `--quick` (15 epochs) takes about half a minute, the default
+(40 epochs) about a minute and a half.
+
     python examples/time_series_forecast.py --quick
     python examples/time_series_forecast.py --csv data.csv --column load --season 24
 """
