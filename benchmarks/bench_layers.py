@@ -79,7 +79,8 @@ def _layer_factories():
     }
 
 
-#: Contenders per shape in --quick mode (the rest run at S1 only).
+#: Contenders at S2 and S3 in --quick mode (all of them run at S1; PyTorch
+#: only at S1).
 QUICK_ALL_SHAPES = (BASELINE, "PeepholeLSTM", "CoupledLSTM")
 
 
@@ -123,7 +124,7 @@ def _torch_contender(shape, seed=0):
     return train_step, forward
 
 
-def measure(shapes, names, rounds, warmup, with_torch=True):
+def measure(shapes, names, rounds, warmup, torch_shapes=()):
     """Times every contender at every shape; returns a list of result rows."""
     factories = _layer_factories()
     rows = []
@@ -132,7 +133,7 @@ def measure(shapes, names, rounds, warmup, with_torch=True):
         contenders = {}
         for name in names[shape_name]:
             contenders[name] = _keras_contender(factories[name], shape)
-        if with_torch:
+        if shape_name in torch_shapes:
             torch_fns = _torch_contender(shape)
             if torch_fns is not None:
                 contenders[TORCH] = torch_fns
@@ -257,7 +258,8 @@ def main(argv=None):
         for s in args.shapes
     }
     rounds = args.rounds or (5 if args.quick else 15)
-    rows = measure(args.shapes, names, rounds, warmup=2, with_torch=not args.no_torch)
+    torch_shapes = () if args.no_torch else ("S1",) if args.quick else args.shapes
+    rows = measure(args.shapes, names, rounds, 1 if args.quick else 2, torch_shapes)
     memory = []
     if not args.no_memory:
         memory_names = (BASELINE, "PeepholeLSTM", "PeepholeLSTM (generic loop)")
