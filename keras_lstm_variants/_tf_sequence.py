@@ -6,17 +6,20 @@ backend: nothing else in the package imports TensorFlow.
 The sequence arrives with its input projection `x · kernel + bias` already
 computed for all time steps (one large product, done by the caller with
 `keras.ops`, so autodiff gives `kernel`, `bias` and the inputs their
-gradients as large products too). What remains is the recurrence, and it runs
-as two XLA-compiled loops:
+gradients as large products too). What remains is the recurrence, in two loops:
 
-* forward: `z_t = xz_t + h_{t-1} · recurrent_kernel`, then the shared gate
-  equations `equations.lstm_gates`, then the layer's masking rule; it keeps
-  `z_t`, the states and the outputs of every step;
-* backward (one custom gradient for the whole sequence): back-propagation
-  through time. Each step's local derivatives come from autodiff of the very
-  same step function (so the gate formulas exist once, in `equations.py`);
-  only `δz_t · recurrent_kernelᵀ` is a product inside the loop. The gradient
-  of `recurrent_kernel` is one large product after the loop.
+* forward (a plain TensorFlow loop): `z_t = xz_t + h_{t-1} · recurrent_kernel`,
+  then the shared gate equations `equations.lstm_gates`, then the layer's
+  masking rule; it keeps `z_t` and the states of every step. Measured on a
+  2-core CPU, XLA did not speed this loop up (its elementwise kernels run on
+  one thread), and a plain loop keeps SavedModel export free of XLA;
+* backward (one custom gradient for the whole sequence, XLA-compiled):
+  back-propagation through time. Each step's local derivatives come from
+  autodiff of the very same step function (so the gate formulas exist once,
+  in `equations.py`); only `δz_t · recurrent_kernelᵀ` is a product inside the
+  loop. The gradient of `recurrent_kernel` is one large product after it.
+
+`JIT_FORWARD` and `JIT_BACKWARD` below choose which loop XLA compiles.
 
 XLA cannot compile the gradient of a compiled `while_loop` taken from outside
 (its saved per-step values are TensorLists, which may not cross the XLA
@@ -31,7 +34,7 @@ from keras_lstm_variants.equations import lstm_gates
 # One compiled pair of loops per static configuration, shared by all layers.
 _KERNELS = {}
 
-#: Whether each of the two loops is XLA-compiled.
+#: Whether each of the two loops is XLA-compiled (measured choice, see above).
 JIT_FORWARD = False
 JIT_BACKWARD = True
 

@@ -11,8 +11,8 @@ What the fast path does (TensorFlow backend):
 1. the input projection `x · kernel + bias` of all time steps as one large
    product, before the loop (input dropout, if training, is applied to the
    whole sequence first, with the very mask the generic loop would use);
-2. the recurrence as one XLA-compiled loop that calls the shared gate
-   equations `equations.lstm_gates`, with the layer's masking rule;
+2. the recurrence as one loop that calls the shared gate equations
+   `equations.lstm_gates`, with the layer's masking rule;
 3. one custom gradient for the whole sequence: back-propagation through time
    with only `δz_t · recurrent_kernelᵀ` inside an XLA-compiled loop (each
    step's local derivatives by autodiff of the same gate equations), the
