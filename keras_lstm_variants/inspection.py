@@ -154,8 +154,15 @@ def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
         list(initial_state),
     )
     per_cell_states = initial_state if stacked else [initial_state]
+    variant_cells = _variant_cells(rnn_layer)
+    width = len(GATE_NAMES) * sum(c.units for _, c in variant_cells)
+    # The loop's first state is the previous step's gate values, the loop's
+    # output: JAX's masked loop repeats `states[0]` at a masked step, where
+    # the others repeat the previous output; this way they agree.
+    no_gates = ops.zeros((ops.shape(sequences)[0], width), cell.compute_dtype)
 
-    def step(inputs, states):
+    def step(inputs, loop_states):
+        _, states = loop_states
         states = states if stacked else [states]
         new_states, gate_outputs = [], []
         for c, s in zip(cells, states, strict=True):
@@ -168,14 +175,13 @@ def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
             else:
                 inputs, s = c(inputs, s)
                 new_states.append(list(s) if isinstance(s, (list, tuple)) else [s])
-        return ops.concatenate(gate_outputs, axis=-1), (
-            new_states if stacked else new_states[0]
-        )
+        gate_outputs = ops.concatenate(gate_outputs, axis=-1)
+        return gate_outputs, [gate_outputs, new_states if stacked else new_states[0]]
 
     _, outputs, _ = keras_backend.rnn(
         step,
         sequences,
-        per_cell_states if stacked else per_cell_states[0],
+        [no_gates, per_cell_states if stacked else per_cell_states[0]],
         go_backwards=rnn_layer.go_backwards,
         mask=mask,
         unroll=rnn_layer.unroll,
@@ -184,7 +190,7 @@ def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
         return_all_outputs=True,
     )
     result, start = {}, 0
-    for suffix, c in _variant_cells(rnn_layer):
+    for suffix, c in variant_cells:
         width = c.units
         result[suffix] = {}
         for gate in GATE_NAMES:

@@ -8,7 +8,9 @@ and serializes to one flat config.
 import inspect
 
 import keras
+from keras import tree
 
+from keras_lstm_variants import fast_path
 from keras_lstm_variants import validation
 from keras_lstm_variants.cells import CoupledLSTMCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
@@ -29,6 +31,14 @@ _LAYER_DOC = """
             for short sequences, more memory).
         zero_output_for_mask: Boolean (default `False`). If `True`, masked
             steps output zeros instead of repeating the last output.
+        use_fast_path: `"auto"` (default), `True` or `False`. Whether to run
+            the whole-sequence fast path (one large input product, an
+            XLA-compiled loop and a custom gradient for the whole sequence;
+            TensorFlow backend). `"auto"` takes it where it applies and runs
+            the generic `keras.layers.RNN` loop elsewhere; `False` always
+            runs the generic loop; `True` raises a `ValueError` where the
+            fast path cannot apply. It gives the generic loop's numbers; see
+            `keras_lstm_variants.fast_path` for the cases that fall back.
         **kwargs: Further `keras.layers.RNN` / `Layer` arguments (`name`,
             `dtype`, `activity_regularizer`, ...).
 
@@ -81,8 +91,10 @@ class LSTMVariantLayer(keras.layers.RNN):
         stateful=False,
         unroll=False,
         zero_output_for_mask=False,
+        use_fast_path="auto",
         **kwargs,
     ):
+        self.use_fast_path = fast_path.check_use_fast_path(use_fast_path)
         cell_kwargs = {
             name: kwargs.pop(name) for name in self.cell_arguments if name in kwargs
         }
@@ -119,8 +131,36 @@ class LSTMVariantLayer(keras.layers.RNN):
             sequences, initial_state=initial_state, mask=mask, training=training
         )
 
+    def fast_path_fallback_reason(self):
+        """Why this layer runs the generic loop, or `None` if it runs fast.
+
+        Returns:
+            `None` if a call of this layer takes the fast path, else a short
+            sentence saying why not (also when `use_fast_path=False`).
+        """
+        if self.use_fast_path is False:
+            return "use_fast_path=False"
+        return fast_path.fallback_reason(self)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if tree.is_nested(mask):
+            mask = mask[0]
+        reason = self.fast_path_fallback_reason()
+        if reason is None:
+            return fast_path.run(self, sequences, initial_state, mask, training)
+        if self.use_fast_path is True:
+            raise ValueError(
+                f"{self._where()} was given use_fast_path=True, but the fast "
+                f"path cannot run here: {reason}. Pass use_fast_path='auto' "
+                "to fall back to the generic loop."
+            )
+        return super().inner_loop(
+            sequences, initial_state, mask=mask, training=training
+        )
+
     def get_config(self):
         config = super().get_config()
+        config["use_fast_path"] = self.use_fast_path
         cell_config = config.pop("cell")["config"]
         config.update(
             {name: cell_config[name] for name in self.cell_arguments}

@@ -1,0 +1,283 @@
+"""The TensorFlow whole-sequence kernel behind the layers' fast path.
+
+Imported lazily by `keras_lstm_variants.fast_path`, and only on the TensorFlow
+backend: nothing else in the package imports TensorFlow.
+
+The sequence arrives with its input projection `x · kernel + bias` already
+computed for all time steps (one large product, done by the caller with
+`keras.ops`, so autodiff gives `kernel`, `bias` and the inputs their
+gradients as large products too). What remains is the recurrence, in two loops:
+
+* forward (a plain TensorFlow loop): `z_t = xz_t + h_{t-1} · recurrent_kernel`,
+  then the shared gate equations `equations.lstm_gates`, then the layer's
+  masking rule; it keeps `z_t` and the states of every step. Measured on a
+  2-core CPU, XLA did not speed this loop up (its elementwise kernels run on
+  one thread), and a plain loop keeps SavedModel export free of XLA;
+* backward (one custom gradient for the whole sequence, XLA-compiled):
+  back-propagation through time. Each step's local derivatives come from
+  autodiff of the very same step function (so the gate formulas exist once,
+  in `equations.py`); only `δz_t · recurrent_kernelᵀ` is a product inside the
+  loop. The gradient of `recurrent_kernel` is one large product after it.
+
+`JIT_FORWARD` and `JIT_BACKWARD` below choose which loop XLA compiles.
+
+XLA cannot compile the gradient of a compiled `while_loop` taken from outside
+(its saved per-step values are TensorLists, which may not cross the XLA
+boundary); the custom gradient avoids that, and it removes the per-step
+bookkeeping of TensorFlow's generic loop gradient, which dominates on CPU.
+"""
+
+import tensorflow as tf
+
+from keras_lstm_variants.equations import lstm_gates
+
+# One compiled pair of loops per static configuration, shared by all layers.
+_KERNELS = {}
+
+#: Whether each of the two loops is XLA-compiled (measured choice, see above).
+JIT_FORWARD = False
+JIT_BACKWARD = True
+
+
+class _StepConfig:
+    """The static (Python) part of a step: what changes the traced graph."""
+
+    def __init__(
+        self,
+        coupled,
+        activation,
+        recurrent_activation,
+        peepholes,
+        masked,
+        zero_out,
+        recurrent_dropout,
+    ):
+        self.coupled = coupled
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.peepholes = peepholes  # tuple of gate names that have a weight
+        self.masked = masked
+        self.zero_out = zero_out
+        self.recurrent_dropout = recurrent_dropout
+
+    def key(self):
+        return (
+            self.coupled,
+            self.activation,
+            self.recurrent_activation,
+            self.peepholes,
+            self.masked,
+            self.zero_out,
+            self.recurrent_dropout,
+        )
+
+    def step(self, z, h_prev, c_prev, out_prev, keep, peephole_values):
+        """One step after the recurrent product: gates, then masking.
+
+        Returns `(output, h, c)`, following `keras.layers.RNN`'s rule for
+        masked steps: the states are carried over and the output repeats the
+        previous output (or is zero with `zero_output_for_mask`).
+        """
+        weights = dict(zip(self.peepholes, peephole_values, strict=True))
+        gates = lstm_gates(
+            z,
+            c_prev,
+            coupled=self.coupled,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            input_peephole=weights.get("input"),
+            forget_peephole=weights.get("forget"),
+            output_peephole=weights.get("output"),
+        )
+        h, c = gates.hidden_state, gates.cell_state
+        if not self.masked:
+            return h, h, c
+        masked_out = tf.zeros_like(h) if self.zero_out else out_prev
+        return (
+            tf.where(keep, h, masked_out),
+            tf.where(keep, h, h_prev),
+            tf.where(keep, c, c_prev),
+        )
+
+
+def _previous(sequence, first, t):
+    """`sequence[t - 1]`, or `first` at `t = 0` (no copy of the sequence)."""
+    return tf.where(t > 0, sequence[tf.maximum(t - 1, 0)], first)
+
+
+def _build_kernels(config, jit_forward, jit_backward):
+    """The forward and backward loops for one configuration.
+
+    Saved per step for the backward pass: `z_t`, `h_t` and `c_t`, and the
+    output only when a mask makes it differ from `h_t`.
+    """
+    keeps_outputs = config.masked
+
+    def dropped(h, h_mask):
+        return h * h_mask if config.recurrent_dropout else h
+
+    def forward(xz, h0, c0, recurrent_kernel, peepholes, mask, h_mask):
+        steps = tf.shape(xz)[0]
+
+        def body(t, h, c, out, arrays):
+            z = xz[t] + tf.matmul(dropped(h, h_mask), recurrent_kernel)
+            keep = mask[t] if config.masked else None
+            out, h, c = config.step(z, h, c, out, keep, peepholes)
+            values = (z, h, c, out) if keeps_outputs else (z, h, c)
+            arrays = tuple(a.write(t, v) for a, v in zip(arrays, values, strict=True))
+            return t + 1, h, c, out, arrays
+
+        arrays = tuple(
+            tf.TensorArray(xz.dtype, size=steps)
+            for _ in range(4 if keeps_outputs else 3)
+        )
+        loop = tf.while_loop(
+            lambda t, *_: t < steps,
+            body,
+            (tf.constant(0), h0, c0, tf.zeros_like(h0), arrays),
+            maximum_iterations=steps,
+        )
+        saved = tuple(a.stack() for a in loop[4])
+        return saved if keeps_outputs else (*saved, saved[1])  # zs, hs, cs, outs
+
+    def backward(
+        d_outs, d_h, d_c, zs, hs, cs, outs, h0, c0, recurrent_kernel, peepholes,
+        mask, h_mask,
+    ):
+        steps = tf.shape(zs)[0]
+        recurrent_t = tf.transpose(recurrent_kernel)
+        no_output = tf.zeros_like(h0)
+
+        def body(t, d_h, d_c, d_out_next, d_peep, dz_array):
+            z = zs[t]
+            h_prev = _previous(hs, h0, t)
+            c_prev = _previous(cs, c0, t)
+            out_prev = _previous(outs, no_output, t) if keeps_outputs else no_output
+            keep = mask[t] if config.masked else None
+            with tf.GradientTape() as tape:
+                tape.watch([z, h_prev, c_prev, out_prev, *peepholes])
+                out, h, c = config.step(z, h_prev, c_prev, out_prev, keep, peepholes)
+            grads = tape.gradient(
+                [out, h, c],
+                [z, h_prev, c_prev, out_prev, *peepholes],
+                output_gradients=[d_outs[t] + d_out_next, d_h, d_c],
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+            dz, dh_prev, dc_prev, dout_prev = grads[:4]
+            dh_prev = dh_prev + dropped(tf.matmul(dz, recurrent_t), h_mask)
+            d_peep = tuple(a + b for a, b in zip(d_peep, grads[4:], strict=True))
+            return t - 1, dh_prev, dc_prev, dout_prev, d_peep, dz_array.write(t, dz)
+
+        loop = tf.while_loop(
+            lambda t, *_: t >= 0,
+            body,
+            (
+                steps - 1,
+                d_h,
+                d_c,
+                tf.zeros_like(d_h),
+                tuple(tf.zeros_like(p) for p in peepholes),
+                tf.TensorArray(zs.dtype, size=steps),
+            ),
+            maximum_iterations=steps,
+        )
+        _, d_h0, d_c0, _, d_peepholes, dz_array = loop
+        dzs = dz_array.stack()
+        # d recurrent_kernel = Σ_t h_{t-1}ᵀ · δz_t, as two large products.
+        d_recurrent = tf.matmul(
+            dropped(h0, h_mask), dzs[0], transpose_a=True
+        ) + tf.tensordot(dropped(hs[:-1], h_mask), dzs[1:], axes=[[0, 1], [0, 1]])
+        return dzs, d_h0, d_c0, d_recurrent, d_peepholes
+
+    return (
+        tf.function(forward, jit_compile=jit_forward, reduce_retracing=True),
+        tf.function(backward, jit_compile=jit_backward, reduce_retracing=True),
+    )
+
+
+def _kernels(config):
+    key = (config.key(), JIT_FORWARD, JIT_BACKWARD)
+    if key not in _KERNELS:
+        _KERNELS[key] = _build_kernels(config, JIT_FORWARD, JIT_BACKWARD)
+    return _KERNELS[key]
+
+
+def lstm_sequence(
+    xz,
+    h0,
+    c0,
+    recurrent_kernel,
+    peepholes,
+    mask,
+    recurrent_mask,
+    *,
+    coupled,
+    activation,
+    recurrent_activation,
+    go_backwards,
+    zero_output_for_mask,
+):
+    """Runs the recurrence over a whole sequence, with a custom gradient.
+
+    Args:
+        xz: `x · kernel + bias` for every step, time-major:
+            `(time, batch, blocks·units)`.
+        h0, c0: Initial states, `(batch, units)`.
+        recurrent_kernel: `(units, blocks·units)` tensor.
+        peepholes: Dict `{gate name: (units,) tensor}` of the peepholes present.
+        mask: Boolean `(batch, time)` tensor, or `None`.
+        recurrent_mask: Recurrent dropout mask `(batch, units)` that
+            multiplies `h_{t-1}` before the recurrent product, or `None`.
+        coupled, activation, recurrent_activation: As the cell's.
+        go_backwards: Process the sequence in reverse (outputs are in
+            processing order, as `keras.layers.RNN` returns them).
+        zero_output_for_mask: As `keras.layers.RNN`'s argument.
+
+    Returns:
+        `(last_output, outputs, [h, c])` as `keras.layers.RNN.inner_loop`
+        returns them, outputs batch-major.
+    """
+    gates = tuple(sorted(peepholes))
+    config = _StepConfig(
+        coupled,
+        activation,
+        recurrent_activation,
+        gates,
+        mask is not None,
+        bool(zero_output_for_mask),
+        recurrent_mask is not None,
+    )
+    forward, backward = _kernels(config)
+    if mask is not None:
+        mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+    if go_backwards:
+        xz = tf.reverse(xz, [0])
+        mask = None if mask is None else tf.reverse(mask, [0])
+    mask_arg = mask if mask is not None else tf.zeros([0], tf.bool)
+    h_mask = recurrent_mask if recurrent_mask is not None else tf.zeros([0], xz.dtype)
+
+    @tf.custom_gradient
+    def run(xz, h0, c0, recurrent_kernel, *peephole_values):
+        # Cut the tape at the compiled loop: its gradient is `grad` below,
+        # and a taped call would hand TensorLists across the XLA boundary.
+        zs, hs, cs, outs = forward(
+            *tf.nest.map_structure(
+                tf.stop_gradient,
+                (xz, h0, c0, recurrent_kernel, peephole_values, mask_arg, h_mask),
+            )
+        )
+
+        def grad(d_outs, d_h, d_c):
+            d_outs = tf.zeros_like(outs) if d_outs is None else d_outs
+            d_h = tf.zeros_like(h0) if d_h is None else d_h
+            d_c = tf.zeros_like(c0) if d_c is None else d_c
+            dzs, d_h0, d_c0, d_recurrent, d_peep = backward(
+                d_outs, d_h, d_c, zs, hs, cs, outs, h0, c0, recurrent_kernel,
+                peephole_values, mask_arg, h_mask,
+            )
+            return (dzs, d_h0, d_c0, d_recurrent, *d_peep)
+
+        return (outs, hs[-1], cs[-1]), grad
+
+    outs, h, c = run(xz, h0, c0, recurrent_kernel, *(peepholes[g] for g in gates))
+    return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]

@@ -1,0 +1,135 @@
+"""The layers' whole-sequence fast path: when it applies, and how it runs.
+
+`StandardLSTM`, `PeepholeLSTM` and `CoupledLSTM` pick it automatically, as
+`keras.layers.LSTM` picks cuDNN: with `use_fast_path="auto"` (the default)
+they take it whenever it applies and run the generic `keras.layers.RNN` loop
+otherwise; `use_fast_path=False` always runs the generic loop;
+`use_fast_path=True` insists and raises a `ValueError` where it cannot apply.
+
+What the fast path does (TensorFlow backend):
+
+1. the input projection `x · kernel + bias` of all time steps as one large
+   product, before the loop (input dropout, if training, is applied to the
+   whole sequence first, with the very mask the generic loop would use);
+2. the recurrence as one loop that calls the shared gate equations
+   `equations.lstm_gates`, with the layer's masking rule;
+3. one custom gradient for the whole sequence: back-propagation through time
+   with only `δz_t · recurrent_kernelᵀ` inside an XLA-compiled loop (each
+   step's local derivatives by autodiff of the same gate equations), the
+   weight gradients as one large product each afterwards.
+
+It supports masks, `go_backwards`, `return_sequences`, `return_state`,
+`stateful`, `initial_state`, `zero_output_for_mask`, `dropout` and
+`recurrent_dropout`, and gives the generic loop's numbers (up to float
+rounding). It falls back to the generic loop when:
+
+* the backend is not TensorFlow (JAX and PyTorch run the generic loop);
+* `unroll=True` (the user asked for an unrolled loop);
+* the compute dtype is not `float32` or `float64` (e.g. under the
+  `mixed_float16` or `mixed_bfloat16` policies);
+* the cell is not one of this package's cells (layers built around a
+  subclass that overrides the step are left alone).
+"""
+
+import keras
+from keras import ops
+
+#: Accepted values of the layers' `use_fast_path` argument.
+USE_FAST_PATH_VALUES = ("auto", True, False)
+
+_FAST_DTYPES = ("float32", "float64")
+
+
+def check_use_fast_path(value):
+    """Returns `value`, or raises if it is not `"auto"`, `True` or `False`."""
+    if not (value == "auto" if isinstance(value, str) else isinstance(value, bool)):
+        raise ValueError(
+            "Argument `use_fast_path` must be one of "
+            f"{USE_FAST_PATH_VALUES}; received use_fast_path={value!r}."
+        )
+    return value
+
+
+def fallback_reason(layer):
+    """Why `layer` cannot take the fast path, or `None` if it can.
+
+    Args:
+        layer: One of this package's layers.
+
+    Returns:
+        A short sentence, or `None`.
+    """
+    from keras_lstm_variants.cells import LSTMVariantCell
+
+    cell = layer.cell
+    if keras.backend.backend() != "tensorflow":
+        return (
+            f"the fast path needs the TensorFlow backend "
+            f"(this is {keras.backend.backend()!r})"
+        )
+    if layer.unroll:
+        return "unroll=True asks for an unrolled loop"
+    if cell.compute_dtype not in _FAST_DTYPES:
+        return (
+            f"the compute dtype is {cell.compute_dtype!r}; the fast path runs "
+            f"{' and '.join(_FAST_DTYPES)} only"
+        )
+    if type(cell).call is not LSTMVariantCell.call or (
+        type(cell).gate_step is not LSTMVariantCell.gate_step
+        or type(cell).preactivations is not LSTMVariantCell.preactivations
+    ):
+        return f"the cell {type(cell).__name__} overrides its step"
+    return None
+
+
+def run(layer, sequences, initial_state, mask, training):
+    """Runs `layer`'s recurrence on the fast path.
+
+    Args:
+        layer: One of this package's layers, for which `fallback_reason` is
+            `None`.
+        sequences: Input tensor `(batch, time, features)`.
+        initial_state: List `[h0, c0]`.
+        mask: Boolean `(batch, time)` tensor, or `None`.
+        training: Whether dropout applies.
+
+    Returns:
+        `(last_output, outputs, [h, c])`, as `keras.layers.RNN.inner_loop`.
+    """
+    from keras_lstm_variants import _tf_sequence
+
+    cell = layer.cell
+    dtype = cell.compute_dtype
+
+    def value(weight):
+        return ops.cast(weight, dtype)
+
+    if training and cell.dropout > 0.0:
+        drop = cell.get_dropout_mask(sequences[:, 0, :])
+        sequences = sequences * ops.expand_dims(drop, 1)
+    recurrent_mask = None
+    if training and cell.recurrent_dropout > 0.0:
+        recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
+    # Time-major from the start: transposing the narrow inputs is cheaper
+    # than transposing the wide projection.
+    xz = ops.matmul(ops.transpose(sequences, (1, 0, 2)), value(cell.kernel))
+    if cell.use_bias:
+        xz = xz + value(cell.bias)
+    peepholes = {
+        gate: value(getattr(cell, f"{gate}_gate_peephole_weights"))
+        for gate in cell.peephole_gates
+    }
+    return _tf_sequence.lstm_sequence(
+        xz,
+        initial_state[0],
+        initial_state[1],
+        value(cell.recurrent_kernel),
+        peepholes,
+        mask,
+        recurrent_mask,
+        coupled=cell.coupled,
+        activation=cell.activation,
+        recurrent_activation=cell.recurrent_activation,
+        go_backwards=layer.go_backwards,
+        zero_output_for_mask=layer.zero_output_for_mask,
+    )

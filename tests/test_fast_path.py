@@ -1,0 +1,273 @@
+"""The layers' fast path: same numbers as the generic loop, taken when expected.
+
+Each test runs one layer twice on the same weights and inputs, once with
+`use_fast_path` on and once off, and compares outputs, final states and the
+gradients with respect to every weight and to the input; and the fast path's
+outputs against the float64 NumPy reference.
+"""
+
+import importlib.util
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ALL_CONFIGS
+from conftest import LAYER_CLASSES
+from conftest import cell_kwargs
+from conftest import config_id
+from conftest import randomize_weights
+from numpy_reference import assert_allclose
+from numpy_reference import cell_weights
+from numpy_reference import lstm_sequence
+
+import keras_lstm_variants as klv
+from keras_lstm_variants import _tf_sequence
+
+BATCH, TIME, FEATURES, UNITS = 3, 6, 4, 5
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def make_layer(variant, gates, weight_seed=0, **kwargs):
+    kwargs.setdefault("return_sequences", True)
+    kwargs.setdefault("return_state", True)
+    layer = LAYER_CLASSES[variant](UNITS, **cell_kwargs(variant, gates), **kwargs)
+    layer.build((None, TIME, FEATURES))
+    randomize_weights(layer, weight_seed)
+    return layer
+
+
+def inputs(seed=1, batch=BATCH):
+    return np.random.default_rng(seed).standard_normal(
+        (batch, TIME, FEATURES)
+    ).astype("float32")
+
+
+def right_padded_mask(batch=BATCH):
+    lengths = np.array([TIME, TIME - 2, 1, TIME - 1][:batch])
+    return np.arange(TIME)[None, :] < lengths[:, None]
+
+
+def run_with_gradients(layer, x, fast, training=False, **call_kwargs):
+    """Outputs, states and d(loss)/d(input, every weight) on one path."""
+    layer.use_fast_path = fast
+    x = tf.constant(x)
+    rng = np.random.default_rng(7)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        results = layer(x, training=training, **call_kwargs)
+        results = results if isinstance(results, (list, tuple)) else [results]
+        # Random cotangents, so every output and state feeds the gradient.
+        loss = sum(
+            tf.reduce_sum(r * rng.standard_normal(r.shape).astype("float32"))
+            for r in results
+        )
+    grads = tape.gradient(loss, [x, *layer.trainable_weights])
+    assert all(g is not None for g in grads)
+    return [np.asarray(r) for r in results], [np.asarray(g) for g in grads]
+
+
+def assert_paths_agree(layer, x, training=False, **call_kwargs):
+    fast = run_with_gradients(layer, x, True, training, **call_kwargs)
+    generic = run_with_gradients(layer, x, False, training, **call_kwargs)
+    for a, b in zip(fast[0], generic[0], strict=True):
+        assert_allclose(a, b, **TOL)
+    for a, b in zip(fast[1], generic[1], strict=True):
+        assert_allclose(a, b, **TOL)
+    return fast
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=config_id)
+def test_plain_sequences(config):
+    layer = make_layer(*config)
+    assert layer.fast_path_fallback_reason() is None
+    assert_paths_agree(layer, inputs())
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=config_id)
+def test_mask_backwards_initial_state_and_numpy_reference(config):
+    layer = make_layer(*config, go_backwards=True)
+    x = inputs(2)
+    mask = right_padded_mask()
+    rng = np.random.default_rng(3)
+    h0, c0 = (rng.standard_normal((BATCH, UNITS)).astype("float32") for _ in "hc")
+    initial_state = [tf.constant(h0), tf.constant(c0)]
+    (outputs, h, c), _ = assert_paths_agree(
+        layer, x, mask=tf.constant(mask), initial_state=initial_state
+    )
+    ref_outputs, ref_h, ref_c = lstm_sequence(
+        x,
+        cell_weights(layer.cell),
+        coupled=layer.cell.coupled,
+        h0=h0,
+        c0=c0,
+        mask=mask,
+        go_backwards=True,
+    )
+    assert_allclose(outputs, ref_outputs, **TOL)
+    assert_allclose(h, ref_h, **TOL)
+    assert_allclose(c, ref_c, **TOL)
+
+
+@pytest.mark.parametrize(
+    "config", [("standard", ()), ("coupled", ("forget", "output"))], ids=config_id
+)
+def test_zero_output_for_mask_and_last_output_only(config):
+    layer = make_layer(*config, zero_output_for_mask=True)
+    assert_paths_agree(layer, inputs(4), mask=tf.constant(right_padded_mask()))
+    layer = make_layer(*config, return_sequences=False)
+    assert_paths_agree(layer, inputs(5), mask=tf.constant(right_padded_mask()))
+
+
+@pytest.mark.parametrize("config", [("peephole", ("input", "forget", "output"))])
+def test_dropout_in_training(config):
+    """Same seed, same masks: both paths drop the same units."""
+    results = []
+    for fast in (True, False):
+        layer = make_layer(*config, dropout=0.3, recurrent_dropout=0.4, seed=11)
+        results.append(run_with_gradients(layer, inputs(6), fast, training=True))
+    fast, generic = (outputs + grads for outputs, grads in results)
+    for a, b in zip(fast, generic, strict=True):
+        assert_allclose(a, b, **TOL)
+
+
+def test_stateful_chunks():
+    x = inputs(8, batch=2)
+    finals = []
+    for fast in (True, False):
+        layer = klv.PeepholeLSTM(
+            UNITS, stateful=True, return_state=True, use_fast_path=fast
+        )
+        layer.build((2, TIME, FEATURES))
+        randomize_weights(layer, 9)
+        layer(x[:, :3])
+        _, h, c = layer(x[:, 3:])
+        finals.append((np.asarray(h), np.asarray(c)))
+    ref = lstm_sequence(x, cell_weights(layer.cell))
+    for state, ref_state in zip(finals[0], ref[1:], strict=True):
+        assert_allclose(state, ref_state, **TOL)
+    for a, b in zip(finals[0], finals[1], strict=True):
+        assert_allclose(a, b, **TOL)
+
+
+def test_compiled_training_step_gradients():
+    """Inside a `tf.function` (as in `model.fit`) both paths agree too."""
+    layer = make_layer("coupled", ("forget",))
+    x = tf.constant(inputs(10))
+
+    @tf.function
+    def grads(fast):
+        layer.use_fast_path = fast
+        with tf.GradientTape() as tape:
+            out, h, c = layer(x, training=True)
+            loss = tf.reduce_sum(out**2) + tf.reduce_sum(c)
+        return tape.gradient(loss, layer.trainable_weights)
+
+    for a, b in zip(grads(True), grads(False), strict=True):
+        assert_allclose(a, b, **TOL)
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Counts the calls of the TensorFlow whole-sequence kernel."""
+    calls = []
+    original = _tf_sequence.lstm_sequence
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_tf_sequence, "lstm_sequence", spy)
+    return calls
+
+
+def test_fast_path_taken_by_default(kernel_calls):
+    for variant in ("standard", "peephole", "coupled"):
+        layer = LAYER_CLASSES[variant](UNITS)
+        assert layer.use_fast_path == "auto"
+        layer(inputs())
+    assert len(kernel_calls) == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        ({"use_fast_path": False}, "use_fast_path=False"),
+        ({"unroll": True}, "unroll=True"),
+        ({"dtype": "mixed_float16"}, "float16"),
+    ],
+)
+def test_falls_back(kernel_calls, kwargs, reason):
+    layer = klv.CoupledLSTM(UNITS, **kwargs)
+    layer(inputs())
+    assert not kernel_calls
+    assert reason in layer.fast_path_fallback_reason()
+
+
+def test_falls_back_for_a_cell_that_overrides_its_step(kernel_calls):
+    class Custom(klv.StandardLSTMCell):
+        def gate_step(self, z, c_prev):
+            return super().gate_step(z, c_prev)
+
+    class CustomLayer(klv.StandardLSTM):
+        cell_class = Custom
+
+    layer = CustomLayer(UNITS)
+    layer(inputs())
+    assert not kernel_calls
+    assert "overrides its step" in layer.fast_path_fallback_reason()
+
+
+def test_use_fast_path_true_raises_where_it_cannot_apply():
+    layer = klv.StandardLSTM(UNITS, unroll=True, use_fast_path=True)
+    with pytest.raises(ValueError, match="use_fast_path=True.*unroll=True"):
+        layer(inputs())
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "Auto"])
+def test_bad_use_fast_path(value):
+    with pytest.raises(ValueError, match="use_fast_path"):
+        klv.PeepholeLSTM(UNITS, use_fast_path=value)
+
+
+def test_config_and_keras_file_round_trip(tmp_path):
+    layer = klv.PeepholeLSTM(UNITS, use_fast_path=False, name="p")
+    config = layer.get_config()
+    assert config["use_fast_path"] is False
+    assert klv.PeepholeLSTM.from_config(config).use_fast_path is False
+
+    model = keras.Sequential(
+        [keras.Input((TIME, FEATURES)), klv.CoupledLSTM(UNITS, return_sequences=True)]
+    )
+    x = inputs(12)
+    expected = model.predict_on_batch(x)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.layers[0].use_fast_path == "auto"
+    assert_allclose(reloaded.predict_on_batch(x), expected, **TOL)
+
+
+def test_saved_model_export_round_trip(tmp_path):
+    model = keras.Sequential([keras.Input((TIME, FEATURES)), klv.PeepholeLSTM(UNITS)])
+    x = inputs(13)
+    expected = model.predict_on_batch(x)
+    model.export(str(tmp_path / "exported"), verbose=False)
+    restored = tf.saved_model.load(str(tmp_path / "exported"))
+    assert_allclose(restored.serve(tf.constant(x)), expected, **TOL)
+
+
+def test_benchmark_script_runs_on_toy_shapes(monkeypatch):
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_layers.py"
+    spec = importlib.util.spec_from_file_location("bench_layers", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setitem(bench.SHAPES, "S1", (2, 3, 4, 5))
+    contenders = (bench.BASELINE, "CoupledLSTM")
+    names = {"S1": (*contenders, bench.CELL_BASELINE, "RNN(CoupledLSTMCell)")}
+    rows = bench.measure(["S1"], names, rounds=1, warmup=1)
+    assert [r["contender"] for r in rows] == list(names["S1"])
+    assert rows[0]["train_ratio"] == 1.0
+    table = bench.format_table(rows, [])
+    assert "| S1 | CoupledLSTM |" in table
