@@ -31,6 +31,7 @@ from keras import tree
 from keras.src.export.export_utils import get_input_signature
 from keras.src.export.export_utils import make_tf_tensor_spec
 
+from keras_lstm_variants import fast_path
 from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.equations import GATE_NAMES
 from keras_lstm_variants.inspection import record_gates
@@ -277,8 +278,12 @@ def export_tflite(
         )
         for arg in get_input_signature(model)
     ]
-    archive = _build_archive(model, False, signature, state_batch_size=batch_size)
-    with tempfile.TemporaryDirectory() as saved_model_dir:
+    # TensorFlow Lite converts the generic loop with builtin ops; the fast
+    # path's loops (same numbers) have dynamic sizes that it cannot lower.
+    with fast_path.generic_loop(), tempfile.TemporaryDirectory() as saved_model_dir:
+        archive = _build_archive(
+            model, False, signature, state_batch_size=batch_size
+        )
         archive.write_out(saved_model_dir, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -28,8 +28,13 @@ rounding). It falls back to the generic loop when:
 * the compute dtype is not `float32` or `float64` (e.g. under the
   `mixed_float16` or `mixed_bfloat16` policies);
 * the cell is not one of this package's cells (layers built around a
-  subclass that overrides the step are left alone).
+  subclass that overrides the step are left alone);
+* inside `generic_loop()`, which `export_tflite` uses: TensorFlow Lite
+  converts the generic loop with builtin ops, not the fast path's.
 """
+
+import contextlib
+import threading
 
 import keras
 from keras import ops
@@ -133,3 +138,35 @@ def run(layer, sequences, initial_state, mask, training):
         go_backwards=layer.go_backwards,
         zero_output_for_mask=layer.zero_output_for_mask,
     )
+
+
+_forced = threading.local()
+
+
+@contextlib.contextmanager
+def generic_loop():
+    """Within this context, every layer traces the generic loop.
+
+    Also layers built with `use_fast_path=True`. Both loops compute the same
+    numbers; what differs is the graph: TensorFlow Lite converts the generic
+    `keras.layers.RNN` loop with builtin ops, but not the fast path's
+    dynamically sized loops. `export_tflite` traces the model in here.
+
+    Example:
+
+    ```python
+    with keras_lstm_variants.fast_path.generic_loop():
+        concrete = tf.function(model).get_concrete_function(spec)
+    ```
+    """
+    previous = getattr(_forced, "active", False)
+    _forced.active = True
+    try:
+        yield
+    finally:
+        _forced.active = previous
+
+
+def generic_loop_forced():
+    """Whether the caller is inside `generic_loop()`."""
+    return getattr(_forced, "active", False)

@@ -140,6 +140,8 @@ class LSTMVariantLayer(keras.layers.RNN):
         """
         if self.use_fast_path is False:
             return "use_fast_path=False"
+        if fast_path.generic_loop_forced():
+            return "inside fast_path.generic_loop()"
         return fast_path.fallback_reason(self)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -148,7 +150,7 @@ class LSTMVariantLayer(keras.layers.RNN):
         reason = self.fast_path_fallback_reason()
         if reason is None:
             return fast_path.run(self, sequences, initial_state, mask, training)
-        if self.use_fast_path is True:
+        if self.use_fast_path is True and not fast_path.generic_loop_forced():
             raise ValueError(
                 f"{self._where()} was given use_fast_path=True, but the fast "
                 f"path cannot run here: {reason}. Pass use_fast_path='auto' "
