@@ -280,4 +280,10 @@ def lstm_sequence(
         return (outs, hs[-1], cs[-1]), grad
 
     outs, h, c = run(xz, h0, c0, recurrent_kernel, *(peepholes[g] for g in gates))
+    # The compiled loops are shared by every layer and retrace with relaxed
+    # shapes, which loses the static shapes; give them back.
+    units = recurrent_kernel.shape[0]
+    outs.set_shape(xz.shape[:2].concatenate([units]))
+    h.set_shape(xz.shape[1:2].concatenate([units]))
+    c.set_shape(h.shape)
     return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]

@@ -284,3 +284,16 @@ def test_benchmark_script_runs_on_toy_shapes(monkeypatch):
     assert rows[0]["train_ratio"] == 1.0
     table = bench.format_table(rows, [])
     assert "| S1 | CoupledLSTM |" in table
+
+
+def test_static_shapes_survive_the_shared_kernels():
+    """The compiled loops are shared and retrace with relaxed shapes; a
+    layer's outputs must still carry their static shapes, or the next layer
+    cannot be built (regression: a stateful stack after a fast layer)."""
+    for units, features in ((5, 3), (4, 6), (3, 2)):
+        layer = klv.PeepholeLSTM(units, return_sequences=True, return_state=True)
+        spec = tf.TensorSpec((None, None, features), "float32")
+        graph = tf.function(layer).get_concrete_function(spec)
+        outputs, h, c = graph.structured_outputs
+        assert outputs.shape.as_list() == [None, None, units]
+        assert h.shape.as_list() == [None, units] == c.shape.as_list()
