@@ -152,20 +152,23 @@ def gate_histograms(probe_inputs, log_dir):
     return klv.GateHistograms(probe_inputs, str(log_dir), every_n_epochs=1)
 
 
-def export_saved_model(model, path):
-    """Exports `model` as a SavedModel with a `gates` signature at `path`.
+def save_model(model, out_dir, stem):
+    """Saves `model` as `<stem>.keras` and exports `<stem>_savedmodel`.
 
-    A previous SavedModel at `path` is replaced; anything else there is an
-    `ExampleError`.
+    The SavedModel has a `gates` signature. A previous SavedModel there is
+    replaced; anything else there is an `ExampleError`.
 
     Returns:
-        The path, as a `Path`.
+        The two paths, as `Path`s: the `.keras` file and the SavedModel.
     """
+    model_path = Path(out_dir) / f"{stem}.keras"
+    export_path = Path(out_dir) / f"{stem}_savedmodel"
+    model.save(model_path)
     try:
-        klv.export_saved_model(model, str(path), gates=True, overwrite=True)
+        klv.export_saved_model(model, str(export_path), gates=True, overwrite=True)
     except FileExistsError as error:
         raise ExampleError(str(error)) from None
-    return Path(path)
+    return model_path, export_path
 
 
 def prepare_out_dir(out):

@@ -323,10 +323,8 @@ def run(argv=None):
     print(f"  {'unigram baseline':<22} {unigram_bpc:6.3f}")
     print(f"  {args.cell + ' LSTM model':<22} {model_bpc:6.3f}")
 
-    model_path = out_dir / f"{PROG}_{args.cell}.keras"
-    model.save(model_path)
-    export_path = _common.export_saved_model(
-        model, out_dir / f"{PROG}_{args.cell}_savedmodel"
+    model_path, export_path = _common.save_model(
+        model, out_dir, f"{PROG}_{args.cell}"
     )
     return _common.Summary(
         f"{PROG}: {args.cell} LSTM, {args.epochs} epochs in {train_seconds:.0f} s; "

@@ -310,10 +310,8 @@ def run(argv=None):
         forecasts,
         args.horizon,
     )
-    model_path = out_dir / f"{PROG}_{args.cell}.keras"
-    model.save(model_path)
-    export_path = _common.export_saved_model(
-        model, out_dir / f"{PROG}_{args.cell}_savedmodel"
+    model_path, export_path = _common.save_model(
+        model, out_dir, f"{PROG}_{args.cell}"
     )
     model_mae = scores[f"{args.cell} LSTM"][0]
     naive_mae = scores[f"seasonal naive ({args.season} back)"][0]
