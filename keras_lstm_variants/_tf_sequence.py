@@ -116,28 +116,41 @@ def _build_kernels(config, jit_forward, jit_backward):
     def dropped(h, h_mask):
         return h * h_mask if config.recurrent_dropout else h
 
-    def forward(xz, h0, c0, recurrent_kernel, peepholes, mask, h_mask):
+    def forward(xz, h0, c0, recurrent_kernel, peepholes, mask, h_mask, saving):
+        """The loop; `saving` keeps what the backward loop needs, else only
+        the outputs (inference). The previous output is a loop variable only
+        under a mask (without one it is `h`): each loop variable costs a few
+        control ops per step."""
         steps = tf.shape(xz)[0]
 
-        def body(t, h, c, out, arrays):
+        def body(t, h, c, *rest):
+            *out, arrays = rest
+            out_prev = out[0] if keeps_outputs else None
             z = xz[t] + tf.matmul(dropped(h, h_mask), recurrent_kernel)
             keep = mask[t] if config.masked else None
-            out, h, c = config.step(z, h, c, out, keep, peepholes)
-            values = (z, h, c, out) if keeps_outputs else (z, h, c)
+            out, h, c = config.step(z, h, c, out_prev, keep, peepholes)
+            if saving:
+                values = (z, h, c, out) if keeps_outputs else (z, h, c)
+            else:
+                values = (out,)
             arrays = tuple(a.write(t, v) for a, v in zip(arrays, values, strict=True))
-            return t + 1, h, c, out, arrays
+            return (t + 1, h, c, *((out,) if keeps_outputs else ()), arrays)
 
-        arrays = tuple(
-            tf.TensorArray(xz.dtype, size=steps)
-            for _ in range(4 if keeps_outputs else 3)
-        )
+        n_arrays = (4 if keeps_outputs else 3) if saving else 1
+        arrays = tuple(tf.TensorArray(xz.dtype, size=steps) for _ in range(n_arrays))
         loop = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            (tf.constant(0), h0, c0, tf.zeros_like(h0), arrays),
+            (
+                tf.constant(0), h0, c0,
+                *((tf.zeros_like(h0),) if keeps_outputs else ()),
+                arrays,
+            ),
             maximum_iterations=steps,
         )
-        saved = tuple(a.stack() for a in loop[4])
+        saved = tuple(a.stack() for a in loop[-1])
+        if not saving:
+            return saved[0], loop[1], loop[2]  # outs, h, c
         return saved if keeps_outputs else (*saved, saved[1])  # zs, hs, cs, outs
 
     def backward(
@@ -189,10 +202,31 @@ def _build_kernels(config, jit_forward, jit_backward):
         ) + tf.tensordot(dropped(hs[:-1], h_mask), dzs[1:], axes=[[0, 1], [0, 1]])
         return dzs, d_h0, d_c0, d_recurrent, d_peepholes
 
+    def saving_forward(*args):
+        return forward(*args, saving=True)
+
+    def inference_forward(*args):
+        return forward(*args, saving=False)
+
     return (
-        tf.function(forward, jit_compile=jit_forward, reduce_retracing=True),
+        tf.function(saving_forward, jit_compile=jit_forward, reduce_retracing=True),
         tf.function(backward, jit_compile=jit_backward, reduce_retracing=True),
+        tf.function(inference_forward, jit_compile=jit_forward, reduce_retracing=True),
     )
+
+
+def _gradient_possible():
+    """Whether a gradient tape may record the current call.
+
+    False under `predict` and SavedModel serving (traced without a tape);
+    True in `fit`'s train step and under any active `tf.GradientTape`. Where
+    TensorFlow's private helper is missing, assume a tape (always correct).
+    """
+    try:
+        from tensorflow.python.eager import record
+    except ImportError:  # pragma: no cover
+        return True
+    return record.could_possibly_record()
 
 
 def _kernels(config):
@@ -247,7 +281,7 @@ def lstm_sequence(
         bool(zero_output_for_mask),
         recurrent_mask is not None,
     )
-    forward, backward = _kernels(config)
+    forward, backward, inference_forward = _kernels(config)
     if mask is not None:
         mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
     if go_backwards:
@@ -255,6 +289,14 @@ def lstm_sequence(
         mask = None if mask is None else tf.reverse(mask, [0])
     mask_arg = mask if mask is not None else tf.zeros([0], tf.bool)
     h_mask = recurrent_mask if recurrent_mask is not None else tf.zeros([0], xz.dtype)
+
+    if not _gradient_possible():
+        # No tape records this call (e.g. `predict`): keep nothing per step.
+        outs, h, c = inference_forward(
+            xz, h0, c0, recurrent_kernel, tuple(peepholes[g] for g in gates),
+            mask_arg, h_mask,
+        )
+        return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]
 
     @tf.custom_gradient
     def run(xz, h0, c0, recurrent_kernel, *peephole_values):

@@ -271,3 +271,43 @@ def test_benchmark_script_runs_on_toy_shapes(monkeypatch):
     assert rows[0]["train_ratio"] == 1.0
     table = bench.format_table(rows, [])
     assert "| S1 | CoupledLSTM |" in table
+
+
+@pytest.mark.parametrize(
+    "config, kwargs",
+    [
+        (("standard", ()), {}),
+        (("peephole", ("input", "output")), {"go_backwards": True}),
+        (("coupled", ("forget", "output")), {"zero_output_for_mask": True}),
+    ],
+    ids=["standard", "peephole_backwards", "coupled_zero_output"],
+)
+def test_inference_loop_without_tape(config, kwargs, monkeypatch):
+    """Called with no tape (as `predict`), the fast path keeps nothing per
+    step; its numbers still equal the generic loop's and the reference."""
+    taped = []
+    original = _tf_sequence._gradient_possible
+    monkeypatch.setattr(
+        _tf_sequence,
+        "_gradient_possible",
+        lambda: taped.append(original()) or taped[-1],
+    )
+    layer = make_layer(*config, **kwargs)
+    x, mask = inputs(14), right_padded_mask()
+    results = []
+    for fast in (True, False):
+        layer.use_fast_path = fast
+        results.append(layer(tf.constant(x), mask=tf.constant(mask)))
+    assert taped == [False]
+    for a, b in zip(*results, strict=True):
+        assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+    if not kwargs.get("zero_output_for_mask"):
+        ref_outputs, _, ref_c = lstm_sequence(
+            x,
+            cell_weights(layer.cell),
+            coupled=layer.cell.coupled,
+            mask=mask,
+            go_backwards=kwargs.get("go_backwards", False),
+        )
+        assert_allclose(np.asarray(results[0][0]), ref_outputs, **TOL)
+        assert_allclose(np.asarray(results[0][2]), ref_c, **TOL)
