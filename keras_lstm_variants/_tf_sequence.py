@@ -29,6 +29,7 @@ bookkeeping of TensorFlow's generic loop gradient, which dominates on CPU.
 
 import tensorflow as tf
 
+from keras_lstm_variants.equations import block_order
 from keras_lstm_variants.equations import lstm_gates
 
 # One compiled pair of loops per static configuration, shared by all layers.
@@ -161,25 +162,24 @@ def _build_kernels(config, jit_forward, jit_backward):
         recurrent_t = tf.transpose(recurrent_kernel)
         no_output = tf.zeros_like(h0)
 
-        def body(t, d_h, d_c, d_out_next, d_peep, dz_array):
+        def body(t, d_h, d_c, d_out_next, dz_array):
             z = zs[t]
             h_prev = _previous(hs, h0, t)
             c_prev = _previous(cs, c0, t)
             out_prev = _previous(outs, no_output, t) if keeps_outputs else no_output
             keep = mask[t] if config.masked else None
             with tf.GradientTape() as tape:
-                tape.watch([z, h_prev, c_prev, out_prev, *peepholes])
+                tape.watch([z, h_prev, c_prev, out_prev])
                 out, h, c = config.step(z, h_prev, c_prev, out_prev, keep, peepholes)
             grads = tape.gradient(
                 [out, h, c],
-                [z, h_prev, c_prev, out_prev, *peepholes],
+                [z, h_prev, c_prev, out_prev],
                 output_gradients=[d_outs[t] + d_out_next, d_h, d_c],
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
-            dz, dh_prev, dc_prev, dout_prev = grads[:4]
+            dz, dh_prev, dc_prev, dout_prev = grads
             dh_prev = dh_prev + dropped(tf.matmul(dz, recurrent_t), h_mask)
-            d_peep = tuple(a + b for a, b in zip(d_peep, grads[4:], strict=True))
-            return t - 1, dh_prev, dc_prev, dout_prev, d_peep, dz_array.write(t, dz)
+            return t - 1, dh_prev, dc_prev, dout_prev, dz_array.write(t, dz)
 
         loop = tf.while_loop(
             lambda t, *_: t >= 0,
@@ -189,14 +189,12 @@ def _build_kernels(config, jit_forward, jit_backward):
                 d_h,
                 d_c,
                 tf.zeros_like(d_h),
-                tuple(tf.zeros_like(p) for p in peepholes),
                 tf.TensorArray(zs.dtype, size=steps),
             ),
             maximum_iterations=steps,
         )
-        _, d_h0, d_c0, _, d_peepholes, dz_array = loop
-        dzs = dz_array.stack()
-        return dzs, d_h0, d_c0, d_peepholes
+        _, d_h0, d_c0, _, dz_array = loop
+        return dz_array.stack(), d_h0, d_c0
 
     def saving_forward(*args):
         return forward(*args, saving=True)
@@ -235,6 +233,25 @@ def _recurrent_kernel_gradient(h0, hs, dzs, h_mask):
     return tf.matmul(
         tf.reshape(h_prevs, [-1, units]), tf.reshape(dzs, [-1, width]),
         transpose_a=True,
+    )
+
+
+def _peephole_gradients(dzs, c0, cs, gates, coupled):
+    """Each peephole's gradient, from the saved `δz` after the loop.
+
+    A peephole enters its gate's pre-activation additively, `a = z + p ⊙ c`
+    (`c_{t-1}` for the input and forget gates, `c_t` for the output gate), so
+    `δa = δz` and `δp = Σ_{t, batch} δz_gate ⊙ c`: large reductions here
+    rather than one per step inside the loop. At masked steps `δz = 0`.
+    """
+    if not gates:
+        return ()
+    names = block_order(coupled)
+    blocks = dict(zip(names, tf.split(dzs, len(names), axis=-1), strict=True))
+    c_prevs = tf.concat([c0[None], cs[:-1]], 0)
+    return tuple(
+        tf.reduce_sum(blocks[g] * (cs if g == "output" else c_prevs), [0, 1])
+        for g in gates
     )
 
 
@@ -322,11 +339,12 @@ def lstm_sequence(
             d_outs = tf.zeros_like(outs) if d_outs is None else d_outs
             d_h = tf.zeros_like(h0) if d_h is None else d_h
             d_c = tf.zeros_like(c0) if d_c is None else d_c
-            dzs, d_h0, d_c0, d_peep = backward(
+            dzs, d_h0, d_c0 = backward(
                 d_outs, d_h, d_c, zs, hs, cs, outs, h0, c0, recurrent_kernel,
                 peephole_values, mask_arg, h_mask,
             )
             d_recurrent = _recurrent_kernel_gradient(h0, hs, dzs, h_mask)
+            d_peep = _peephole_gradients(dzs, c0, cs, gates, coupled)
             return (dzs, d_h0, d_c0, d_recurrent, *d_peep)
 
         return (outs, hs[-1], cs[-1]), grad
