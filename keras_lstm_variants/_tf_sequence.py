@@ -39,6 +39,10 @@ _KERNELS = {}
 JIT_FORWARD = False
 JIT_BACKWARD = True
 
+#: Loop iterations TensorFlow may run at once (the input product of later
+#: steps overlaps the current step; Keras's own RNN loop uses 32 too).
+PARALLEL_ITERATIONS = 32
+
 
 class _StepConfig:
     """The static (Python) part of a step: what changes the traced graph."""
@@ -117,28 +121,36 @@ def _build_kernels(config, jit_forward, jit_backward):
     def dropped(h, h_mask):
         return h * h_mask if config.recurrent_dropout else h
 
-    def forward(xz, h0, c0, recurrent_kernel, peepholes, mask, h_mask, saving):
-        """The loop; `saving` keeps what the backward loop needs, else only
-        the outputs (inference). The previous output is a loop variable only
-        under a mask (without one it is `h`): each loop variable costs a few
-        control ops per step."""
-        steps = tf.shape(xz)[0]
+    def forward(
+        x, kernel, bias, h0, c0, recurrent_kernel, peepholes, mask, h_mask, keep
+    ):
+        """The loop. `keep` says what it keeps per step: `"saved"` what the
+        backward loop needs, `"outputs"` the outputs only (inference), `None`
+        nothing (inference of the last output only). The previous output is a
+        loop variable only under a mask (without one it is `h`): each loop
+        variable costs a few control ops per step."""
+        steps = tf.shape(x)[0]
 
         def body(t, h, c, *rest):
             *out, arrays = rest
             out_prev = out[0] if keeps_outputs else None
-            z = xz[t] + tf.matmul(dropped(h, h_mask), recurrent_kernel)
-            keep = mask[t] if config.masked else None
-            out, h, c = config.step(z, h, c, out_prev, keep, peepholes)
-            if saving:
+            # The input product does not depend on `h`: the loop runs it for
+            # the next steps while this one waits (measured faster on a
+            # 2-core CPU than one large product before the loop).
+            z = tf.matmul(x[t], kernel)
+            z = z + tf.matmul(dropped(h, h_mask), recurrent_kernel) + bias
+            out, h, c = config.step(
+                z, h, c, out_prev, mask[t] if config.masked else None, peepholes
+            )
+            if keep == "saved":
                 values = (z, h, c, out) if keeps_outputs else (z, h, c)
             else:
-                values = (out,)
+                values = (out,) if keep == "outputs" else ()
             arrays = tuple(a.write(t, v) for a, v in zip(arrays, values, strict=True))
             return (t + 1, h, c, *((out,) if keeps_outputs else ()), arrays)
 
-        n_arrays = (4 if keeps_outputs else 3) if saving else 1
-        arrays = tuple(tf.TensorArray(xz.dtype, size=steps) for _ in range(n_arrays))
+        n_arrays = {"saved": 4 if keeps_outputs else 3, "outputs": 1, None: 0}[keep]
+        arrays = tuple(tf.TensorArray(x.dtype, size=steps) for _ in range(n_arrays))
         loop = tf.while_loop(
             lambda t, *_: t < steps,
             body,
@@ -148,9 +160,12 @@ def _build_kernels(config, jit_forward, jit_backward):
                 arrays,
             ),
             maximum_iterations=steps,
+            parallel_iterations=PARALLEL_ITERATIONS,
         )
         saved = tuple(a.stack() for a in loop[-1])
-        if not saving:
+        if keep is None:
+            return (loop[3] if keeps_outputs else loop[1])[None], loop[1], loop[2]
+        if keep == "outputs":
             return saved[0], loop[1], loop[2]  # outs, h, c
         return saved if keeps_outputs else (*saved, saved[1])  # zs, hs, cs, outs
 
@@ -162,24 +177,44 @@ def _build_kernels(config, jit_forward, jit_backward):
         recurrent_t = tf.transpose(recurrent_kernel)
         no_output = tf.zeros_like(h0)
 
-        def body(t, d_h, d_c, d_out_next, dz_array):
+        def body(t, d_h, d_c, *rest):
+            *d_out_next, dz_array = rest
             z = zs[t]
-            h_prev = _previous(hs, h0, t)
             c_prev = _previous(cs, c0, t)
-            out_prev = _previous(outs, no_output, t) if keeps_outputs else no_output
-            keep = mask[t] if config.masked else None
+            if config.masked:
+                # Masked steps carry the states and the output: those feed
+                # the gradient too.
+                h_prev = _previous(hs, h0, t)
+                out_prev = (
+                    _previous(outs, no_output, t) if keeps_outputs else no_output
+                )
+                sources = [z, c_prev, h_prev, out_prev]
+                targets_and_grads = (
+                    [0, 1, 2], [d_outs[t] + d_out_next[0], d_h, d_c]
+                )
+            else:
+                # Here `out = h`, and `h_{t-1}` reaches the step only through
+                # `z` (the product below).
+                h_prev = out_prev = None
+                sources = [z, c_prev]
+                targets_and_grads = ([1, 2], [d_outs[t] + d_h, d_c])
             with tf.GradientTape() as tape:
-                tape.watch([z, h_prev, c_prev, out_prev])
-                out, h, c = config.step(z, h_prev, c_prev, out_prev, keep, peepholes)
+                tape.watch(sources)
+                keep = mask[t] if config.masked else None
+                step = config.step(z, h_prev, c_prev, out_prev, keep, peepholes)
+            which, output_gradients = targets_and_grads
             grads = tape.gradient(
-                [out, h, c],
-                [z, h_prev, c_prev, out_prev],
-                output_gradients=[d_outs[t] + d_out_next, d_h, d_c],
+                [step[k] for k in which],
+                sources,
+                output_gradients=output_gradients,
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
-            dz, dh_prev, dc_prev, dout_prev = grads
-            dh_prev = dh_prev + dropped(tf.matmul(dz, recurrent_t), h_mask)
-            return t - 1, dh_prev, dc_prev, dout_prev, dz_array.write(t, dz)
+            dz, dc_prev = grads[:2]
+            dh_prev = dropped(tf.matmul(dz, recurrent_t), h_mask)
+            if not config.masked:
+                return t - 1, dh_prev, dc_prev, dz_array.write(t, dz)
+            dh_prev = dh_prev + grads[2]
+            return t - 1, dh_prev, dc_prev, grads[3], dz_array.write(t, dz)
 
         loop = tf.while_loop(
             lambda t, *_: t >= 0,
@@ -188,24 +223,31 @@ def _build_kernels(config, jit_forward, jit_backward):
                 steps - 1,
                 d_h,
                 d_c,
-                tf.zeros_like(d_h),
+                *((tf.zeros_like(d_h),) if config.masked else ()),
                 tf.TensorArray(zs.dtype, size=steps),
             ),
             maximum_iterations=steps,
+            parallel_iterations=PARALLEL_ITERATIONS,
         )
-        _, d_h0, d_c0, _, dz_array = loop
+        d_h0, d_c0, dz_array = loop[1], loop[2], loop[-1]
         return dz_array.stack(), d_h0, d_c0
 
     def saving_forward(*args):
-        return forward(*args, saving=True)
+        return forward(*args, keep="saved")
 
     def inference_forward(*args):
-        return forward(*args, saving=False)
+        return forward(*args, keep="outputs")
+
+    def last_output_forward(*args):
+        return forward(*args, keep=None)
 
     return (
         tf.function(saving_forward, jit_compile=jit_forward, reduce_retracing=True),
         tf.function(backward, jit_compile=jit_backward, reduce_retracing=True),
         tf.function(inference_forward, jit_compile=jit_forward, reduce_retracing=True),
+        tf.function(
+            last_output_forward, jit_compile=jit_forward, reduce_retracing=True
+        ),
     )
 
 
@@ -255,6 +297,16 @@ def _peephole_gradients(dzs, c0, cs, gates, coupled):
     )
 
 
+def _input_gradients(x, kernel, dzs):
+    """Gradients of the inputs, `kernel` and `bias`: large products each."""
+    features, width = tf.shape(x)[-1], tf.shape(dzs)[-1]
+    d_x = tf.tensordot(dzs, kernel, axes=[[2], [1]])
+    d_kernel = tf.matmul(
+        tf.reshape(x, [-1, features]), tf.reshape(dzs, [-1, width]), transpose_a=True
+    )
+    return d_x, d_kernel, tf.reduce_sum(dzs, [0, 1])
+
+
 def _kernels(config):
     key = (config.key(), JIT_FORWARD, JIT_BACKWARD)
     if key not in _KERNELS:
@@ -263,7 +315,9 @@ def _kernels(config):
 
 
 def lstm_sequence(
-    xz,
+    x,
+    kernel,
+    bias,
     h0,
     c0,
     recurrent_kernel,
@@ -276,12 +330,14 @@ def lstm_sequence(
     recurrent_activation,
     go_backwards,
     zero_output_for_mask,
+    return_sequences=True,
 ):
     """Runs the recurrence over a whole sequence, with a custom gradient.
 
     Args:
-        xz: `x · kernel + bias` for every step, time-major:
-            `(time, batch, blocks·units)`.
+        x: Inputs, time-major: `(time, batch, features)`.
+        kernel: `(features, blocks·units)` tensor.
+        bias: `(blocks·units,)` tensor, or `None`.
         h0, c0: Initial states, `(batch, units)`.
         recurrent_kernel: `(units, blocks·units)` tensor.
         peepholes: Dict `{gate name: (units,) tensor}` of the peepholes present.
@@ -292,6 +348,9 @@ def lstm_sequence(
         go_backwards: Process the sequence in reverse (outputs are in
             processing order, as `keras.layers.RNN` returns them).
         zero_output_for_mask: As `keras.layers.RNN`'s argument.
+        return_sequences: Whether the caller uses the whole output sequence;
+            if not, inference keeps no output per step (the returned
+            sequence then holds only the last output).
 
     Returns:
         `(last_output, outputs, [h, c])` as `keras.layers.RNN.inner_loop`
@@ -307,31 +366,37 @@ def lstm_sequence(
         bool(zero_output_for_mask),
         recurrent_mask is not None,
     )
-    forward, backward, inference_forward = _kernels(config)
+    forward, backward, inference_forward, last_output_forward = _kernels(config)
     if mask is not None:
         mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+    if bias is None:
+        bias = tf.zeros([tf.shape(kernel)[-1]], x.dtype)
     if go_backwards:
-        xz = tf.reverse(xz, [0])
+        x = tf.reverse(x, [0])
         mask = None if mask is None else tf.reverse(mask, [0])
     mask_arg = mask if mask is not None else tf.zeros([0], tf.bool)
-    h_mask = recurrent_mask if recurrent_mask is not None else tf.zeros([0], xz.dtype)
+    h_mask = recurrent_mask if recurrent_mask is not None else tf.zeros([0], x.dtype)
 
     if not _gradient_possible():
         # No tape records this call (e.g. `predict`): keep nothing per step.
-        outs, h, c = inference_forward(
-            xz, h0, c0, recurrent_kernel, tuple(peepholes[g] for g in gates),
-            mask_arg, h_mask,
+        loop = inference_forward if return_sequences else last_output_forward
+        outs, h, c = loop(
+            x, kernel, bias, h0, c0, recurrent_kernel,
+            tuple(peepholes[g] for g in gates), mask_arg, h_mask,
         )
         return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]
 
     @tf.custom_gradient
-    def run(xz, h0, c0, recurrent_kernel, *peephole_values):
+    def run(x, kernel, bias, h0, c0, recurrent_kernel, *peephole_values):
         # Cut the tape at the compiled loop: its gradient is `grad` below,
         # and a taped call would hand TensorLists across the XLA boundary.
         zs, hs, cs, outs = forward(
             *tf.nest.map_structure(
                 tf.stop_gradient,
-                (xz, h0, c0, recurrent_kernel, peephole_values, mask_arg, h_mask),
+                (
+                    x, kernel, bias, h0, c0, recurrent_kernel, peephole_values,
+                    mask_arg, h_mask,
+                ),
             )
         )
 
@@ -345,9 +410,12 @@ def lstm_sequence(
             )
             d_recurrent = _recurrent_kernel_gradient(h0, hs, dzs, h_mask)
             d_peep = _peephole_gradients(dzs, c0, cs, gates, coupled)
-            return (dzs, d_h0, d_c0, d_recurrent, *d_peep)
+            d_x, d_kernel, d_bias = _input_gradients(x, kernel, dzs)
+            return (d_x, d_kernel, d_bias, d_h0, d_c0, d_recurrent, *d_peep)
 
         return (outs, hs[-1], cs[-1]), grad
 
-    outs, h, c = run(xz, h0, c0, recurrent_kernel, *(peepholes[g] for g in gates))
+    outs, h, c = run(
+        x, kernel, bias, h0, c0, recurrent_kernel, *(peepholes[g] for g in gates)
+    )
     return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]

@@ -110,17 +110,14 @@ def run(layer, sequences, initial_state, mask, training):
     recurrent_mask = None
     if training and cell.recurrent_dropout > 0.0:
         recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
-    # Time-major from the start: transposing the narrow inputs is cheaper
-    # than transposing the wide projection.
-    xz = ops.matmul(ops.transpose(sequences, (1, 0, 2)), value(cell.kernel))
-    if cell.use_bias:
-        xz = xz + value(cell.bias)
     peepholes = {
         gate: value(getattr(cell, f"{gate}_gate_peephole_weights"))
         for gate in cell.peephole_gates
     }
     return _tf_sequence.lstm_sequence(
-        xz,
+        ops.transpose(sequences, (1, 0, 2)),
+        value(cell.kernel),
+        value(cell.bias) if cell.use_bias else None,
         initial_state[0],
         initial_state[1],
         value(cell.recurrent_kernel),
@@ -132,4 +129,5 @@ def run(layer, sequences, initial_state, mask, training):
         recurrent_activation=cell.recurrent_activation,
         go_backwards=layer.go_backwards,
         zero_output_for_mask=layer.zero_output_for_mask,
+        return_sequences=layer.return_sequences,
     )

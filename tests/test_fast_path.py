@@ -279,8 +279,9 @@ def test_benchmark_script_runs_on_toy_shapes(monkeypatch):
         (("standard", ()), {}),
         (("peephole", ("input", "output")), {"go_backwards": True}),
         (("coupled", ("forget", "output")), {"zero_output_for_mask": True}),
+        (("peephole", ("forget",)), {"return_sequences": False}),
     ],
-    ids=["standard", "peephole_backwards", "coupled_zero_output"],
+    ids=["standard", "peephole_backwards", "coupled_zero_output", "last_output"],
 )
 def test_inference_loop_without_tape(config, kwargs, monkeypatch):
     """Called with no tape (as `predict`), the fast path keeps nothing per
@@ -309,5 +310,7 @@ def test_inference_loop_without_tape(config, kwargs, monkeypatch):
             mask=mask,
             go_backwards=kwargs.get("go_backwards", False),
         )
+        if not kwargs.get("return_sequences", True):
+            ref_outputs = ref_outputs[:, -1]
         assert_allclose(np.asarray(results[0][0]), ref_outputs, **TOL)
         assert_allclose(np.asarray(results[0][2]), ref_c, **TOL)
