@@ -289,10 +289,14 @@ def _peephole_gradients(dzs, c0, cs, gates, coupled):
     if not gates:
         return ()
     names = block_order(coupled)
-    blocks = dict(zip(names, tf.split(dzs, len(names), axis=-1), strict=True))
+    units = tf.shape(c0)[-1]
     c_prevs = tf.concat([c0[None], cs[:-1]], 0)
     return tuple(
-        tf.reduce_sum(blocks[g] * (cs if g == "output" else c_prevs), [0, 1])
+        tf.reduce_sum(
+            dzs[:, :, names.index(g) * units : (names.index(g) + 1) * units]
+            * (cs if g == "output" else c_prevs),
+            [0, 1],
+        )
         for g in gates
     )
 
