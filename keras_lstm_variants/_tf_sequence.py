@@ -150,7 +150,16 @@ def _build_kernels(config, jit_forward, jit_backward):
             return (t + 1, h, c, *((out,) if keeps_outputs else ()), arrays)
 
         n_arrays = {"saved": 4 if keeps_outputs else 3, "outputs": 1, None: 0}[keep]
-        arrays = tuple(tf.TensorArray(x.dtype, size=steps) for _ in range(n_arrays))
+        # Known element shapes keep the loop convertible (TF Lite needs them).
+        state_shape = tf.TensorShape([x.shape[1], h0.shape[-1]]).merge_with(h0.shape)
+        z_shape = state_shape[:-1].concatenate(recurrent_kernel.shape[-1:])
+        shapes = (z_shape, state_shape, state_shape, state_shape)
+        if keep != "saved":
+            shapes = (state_shape,)
+        arrays = tuple(
+            tf.TensorArray(x.dtype, size=steps, element_shape=shape)
+            for shape in shapes[:n_arrays]
+        )
         loop = tf.while_loop(
             lambda t, *_: t < steps,
             body,
@@ -242,13 +251,29 @@ def _build_kernels(config, jit_forward, jit_backward):
         return forward(*args, keep=None)
 
     return (
-        tf.function(saving_forward, jit_compile=jit_forward, reduce_retracing=True),
-        tf.function(backward, jit_compile=jit_backward, reduce_retracing=True),
-        tf.function(inference_forward, jit_compile=jit_forward, reduce_retracing=True),
-        tf.function(
-            last_output_forward, jit_compile=jit_forward, reduce_retracing=True
-        ),
+        _compiled(saving_forward, jit_forward),
+        _compiled(backward, jit_backward),
+        _compiled(inference_forward, jit_forward),
+        _compiled(last_output_forward, jit_forward),
     )
+
+
+def _compiled(function, jit):
+    """`function` as a `tf.function`, XLA-compiled if `jit`.
+
+    A loop without XLA is traced inline into the caller's graph when there is
+    one: it then sees the caller's static shapes (TensorFlow Lite needs the
+    loop's buffers to have them; a shared `tf.function` traced with
+    `reduce_retracing` would relax them), at no measured cost in speed.
+    """
+    compiled = tf.function(function, jit_compile=jit, reduce_retracing=True)
+    if jit:
+        return compiled
+
+    def call(*args):
+        return compiled(*args) if tf.executing_eagerly() else function(*args)
+
+    return call
 
 
 def _gradient_possible():
