@@ -3,21 +3,31 @@
 Imported lazily by `keras_lstm_variants.fast_path`, and only on the TensorFlow
 backend: nothing else in the package imports TensorFlow.
 
-The sequence arrives with its input projection `x · kernel + bias` already
-computed for all time steps (one large product, done by the caller with
-`keras.ops`, so autodiff gives `kernel`, `bias` and the inputs their
-gradients as large products too). What remains is the recurrence, in two loops:
+The recurrence runs as one custom gradient for the whole sequence:
 
-* forward (a plain TensorFlow loop): `z_t = xz_t + h_{t-1} · recurrent_kernel`,
-  then the shared gate equations `equations.lstm_gates`, then the layer's
-  masking rule; it keeps `z_t` and the states of every step. Measured on a
-  2-core CPU, XLA did not speed this loop up (its elementwise kernels run on
-  one thread), and a plain loop keeps SavedModel export free of XLA;
-* backward (one custom gradient for the whole sequence, XLA-compiled):
-  back-propagation through time. Each step's local derivatives come from
-  autodiff of the very same step function (so the gate formulas exist once,
-  in `equations.py`); only `δz_t · recurrent_kernelᵀ` is a product inside the
-  loop. The gradient of `recurrent_kernel` is one large product after it.
+* forward (a plain TensorFlow loop, traced inline into the caller's graph):
+  `z_t = x_t · kernel + h_{t-1} · recurrent_kernel + bias`, then the shared
+  gate equations `equations.lstm_gates`, then the layer's masking rule. The
+  input product stays inside the loop: it does not depend on `h`, so the
+  loop runs it for later steps while the current one waits (on a 2-core CPU
+  that measured faster than one large product before the loop, which also
+  writes a `time × batch × 4·units` tensor). Under a gradient tape the loop
+  keeps `z_t`, `h_t`, `c_t`; without one (`predict`, SavedModel serving) it
+  keeps only the outputs, or nothing when only the last output is used.
+  XLA did not speed this loop up here (its elementwise kernels run on one
+  thread), and a plain loop keeps exported models free of XLA;
+* backward (XLA-compiled): back-propagation through time. Each step's local
+  derivatives come from autodiff of the very same step function (so the gate
+  formulas exist once, in `equations.py`); only `δz_t · recurrent_kernelᵀ`
+  is a product inside the loop. The gradients of `recurrent_kernel`,
+  `kernel`, `bias`, the inputs and the peepholes are large products and
+  reductions over the saved `δz` after it, outside XLA.
+
+Measured and dropped: a hand-written backward step (derivative formulas for
+sigmoid / tanh, post-activations saved by the forward loop) ran no faster
+than XLA's fusion of the autodiff step, and precomputing the derivatives of
+all steps in batched ops before the loop cost more memory traffic than it
+saved.
 
 `JIT_FORWARD` and `JIT_BACKWARD` below choose which loop XLA compiles.
 

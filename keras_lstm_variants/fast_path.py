@@ -6,17 +6,18 @@ they take it whenever it applies and run the generic `keras.layers.RNN` loop
 otherwise; `use_fast_path=False` always runs the generic loop;
 `use_fast_path=True` insists and raises a `ValueError` where it cannot apply.
 
-What the fast path does (TensorFlow backend):
+What the fast path does (TensorFlow backend): one custom gradient for the
+whole sequence (see `keras_lstm_variants._tf_sequence`):
 
-1. the input projection `x · kernel + bias` of all time steps as one large
-   product, before the loop (input dropout, if training, is applied to the
-   whole sequence first, with the very mask the generic loop would use);
-2. the recurrence as one loop that calls the shared gate equations
-   `equations.lstm_gates`, with the layer's masking rule;
-3. one custom gradient for the whole sequence: back-propagation through time
-   with only `δz_t · recurrent_kernelᵀ` inside an XLA-compiled loop (each
-   step's local derivatives by autodiff of the same gate equations), the
-   weight gradients as one large product each afterwards.
+1. the forward loop, with the shared gate equations `equations.lstm_gates`
+   and the layer's masking rule (input dropout, if training, is applied to
+   the whole sequence first, with the very mask the generic loop would use);
+   under a gradient tape it keeps what the backward pass needs, else only
+   the outputs;
+2. back-propagation through time with only `δz_t · recurrent_kernelᵀ`
+   inside an XLA-compiled loop (each step's local derivatives by autodiff of
+   the same gate equations), the weight gradients as one large product or
+   reduction each afterwards.
 
 It supports masks, `go_backwards`, `return_sequences`, `return_state`,
 `stateful`, `initial_state`, `zero_output_for_mask`, `dropout` and
@@ -29,6 +30,11 @@ rounding). It falls back to the generic loop when:
   `mixed_float16` or `mixed_bfloat16` policies);
 * the cell is not one of this package's cells (layers built around a
   subclass that overrides the step are left alone).
+
+Measured on a 2-core CPU (README, "Performance"): a training step takes about
+0.7–0.85 times the generic loop's at S2 and S3, and about as long (within
+±10%, noise included) at S1; forward passes take about as long as the generic
+loop's. `"auto"` therefore takes the fast path wherever it applies.
 """
 
 import keras
