@@ -314,3 +314,30 @@ def test_inference_loop_without_tape(config, kwargs, monkeypatch):
             ref_outputs = ref_outputs[:, -1]
         assert_allclose(np.asarray(results[0][0]), ref_outputs, **TOL)
         assert_allclose(np.asarray(results[0][2]), ref_c, **TOL)
+
+
+@pytest.mark.parametrize(
+    "config", [("peephole", ("input", "output")), ("coupled", ("forget",))],
+    ids=config_id,
+)
+def test_custom_activations_with_mask_and_graph_mode(config):
+    """Non-default activations, a mask and a traced (`tf.function`) call: the
+    fast path's outputs and gradients still equal the generic loop's."""
+    layer = make_layer(
+        *config, activation="softsign", recurrent_activation="hard_sigmoid"
+    )
+    x = tf.constant(inputs(15))
+    mask = tf.constant(right_padded_mask())
+
+    @tf.function
+    def results(fast):
+        layer.use_fast_path = fast
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out, h, c = layer(x, mask=mask)
+            loss = tf.reduce_sum(out * tf.sin(out)) + tf.reduce_sum(h * c)
+        return [out, h, c], tape.gradient(loss, [x, *layer.trainable_weights])
+
+    fast, generic = results(True), results(False)
+    for a, b in zip(tf.nest.flatten(fast), tf.nest.flatten(generic), strict=True):
+        assert_allclose(np.asarray(a), np.asarray(b), **TOL)
