@@ -32,9 +32,9 @@ _LAYER_DOC = """
         zero_output_for_mask: Boolean (default `False`). If `True`, masked
             steps output zeros instead of repeating the last output.
         use_fast_path: `"auto"` (default), `True` or `False`. Whether to run
-            the whole-sequence fast path (one large input product, an
-            XLA-compiled loop and a custom gradient for the whole sequence;
-            TensorFlow backend). `"auto"` takes it where it applies and runs
+            the whole-sequence fast path (a custom gradient for the whole
+            sequence with an XLA-compiled backward loop; TensorFlow
+            backend). `"auto"` takes it where it applies and runs
             the generic `keras.layers.RNN` loop elsewhere; `False` always
             runs the generic loop; `True` raises a `ValueError` where the
             fast path cannot apply. It gives the generic loop's numbers; see

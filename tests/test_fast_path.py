@@ -297,3 +297,73 @@ def test_static_shapes_survive_the_shared_kernels():
         outputs, h, c = graph.structured_outputs
         assert outputs.shape.as_list() == [None, None, units]
         assert h.shape.as_list() == [None, units] == c.shape.as_list()
+
+
+@pytest.mark.parametrize(
+    "config, kwargs",
+    [
+        (("standard", ()), {}),
+        (("peephole", ("input", "output")), {"go_backwards": True}),
+        (("coupled", ("forget", "output")), {"zero_output_for_mask": True}),
+        (("peephole", ("forget",)), {"return_sequences": False}),
+    ],
+    ids=["standard", "peephole_backwards", "coupled_zero_output", "last_output"],
+)
+def test_inference_loop_without_tape(config, kwargs, monkeypatch):
+    """Called with no tape (as `predict`), the fast path keeps nothing per
+    step; its numbers still equal the generic loop's and the reference."""
+    taped = []
+    original = _tf_sequence._gradient_possible
+    monkeypatch.setattr(
+        _tf_sequence,
+        "_gradient_possible",
+        lambda: taped.append(original()) or taped[-1],
+    )
+    layer = make_layer(*config, **kwargs)
+    x, mask = inputs(14), right_padded_mask()
+    results = []
+    for fast in (True, False):
+        layer.use_fast_path = fast
+        results.append(layer(tf.constant(x), mask=tf.constant(mask)))
+    assert taped == [False]
+    for a, b in zip(*results, strict=True):
+        assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+    if not kwargs.get("zero_output_for_mask"):
+        ref_outputs, _, ref_c = lstm_sequence(
+            x,
+            cell_weights(layer.cell),
+            coupled=layer.cell.coupled,
+            mask=mask,
+            go_backwards=kwargs.get("go_backwards", False),
+        )
+        if not kwargs.get("return_sequences", True):
+            ref_outputs = ref_outputs[:, -1]
+        assert_allclose(np.asarray(results[0][0]), ref_outputs, **TOL)
+        assert_allclose(np.asarray(results[0][2]), ref_c, **TOL)
+
+
+@pytest.mark.parametrize(
+    "config", [("peephole", ("input", "output")), ("coupled", ("forget",))],
+    ids=config_id,
+)
+def test_custom_activations_with_mask_and_graph_mode(config):
+    """Non-default activations, a mask and a traced (`tf.function`) call: the
+    fast path's outputs and gradients still equal the generic loop's."""
+    layer = make_layer(
+        *config, activation="softsign", recurrent_activation="hard_sigmoid"
+    )
+    x = tf.constant(inputs(15))
+    mask = tf.constant(right_padded_mask())
+
+    @tf.function
+    def results(fast):
+        layer.use_fast_path = fast
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out, h, c = layer(x, mask=mask)
+            loss = tf.reduce_sum(out * tf.sin(out)) + tf.reduce_sum(h * c)
+        return [out, h, c], tape.gradient(loss, [x, *layer.trainable_weights])
+
+    fast, generic = results(True), results(False)
+    for a, b in zip(tf.nest.flatten(fast), tf.nest.flatten(generic), strict=True):
+        assert_allclose(np.asarray(a), np.asarray(b), **TOL)
