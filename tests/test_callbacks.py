@@ -363,3 +363,18 @@ def test_write_gates_outside_training(tmp_path):
     callback = GateHistograms(np.zeros((1, TIME, FEATURES)), str(tmp_path))
     with pytest.raises(RuntimeError, match="between on_train_begin and on_train_end"):
         callback.write_gates(0)
+
+
+def test_histogram_buckets_match_tensorboards_own():
+    from tensorboard.plugins.histogram import summary_v2
+
+    from keras_lstm_variants.callbacks import histogram_tensor
+
+    values = np.random.default_rng(3).uniform(0.0, 1.0, (8, 20, 5))
+    want = tensor_util.make_ndarray(
+        summary_v2.histogram_pb("x", values, buckets=7).value[0].tensor
+    )
+    got = histogram_tensor(values, 7)
+    np.testing.assert_allclose(got[:, :2], want[:, :2], rtol=1e-12)
+    np.testing.assert_array_equal(got[:, 2], want[:, 2])
+    assert got[:, 2].sum() == values.size
