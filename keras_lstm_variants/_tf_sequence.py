@@ -1,7 +1,8 @@
 """The TensorFlow whole-sequence kernel behind the layers' fast path.
 
 Imported lazily by `keras_lstm_variants.fast_path`, and only on the TensorFlow
-backend: nothing else in the package imports TensorFlow.
+backend: the only module of the package that imports TensorFlow at its top
+(the export and callback modules import it inside their functions).
 
 The recurrence runs as one custom gradient for the whole sequence:
 
