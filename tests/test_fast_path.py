@@ -367,3 +367,22 @@ def test_custom_activations_with_mask_and_graph_mode(config):
     fast, generic = results(True), results(False)
     for a, b in zip(tf.nest.flatten(fast), tf.nest.flatten(generic), strict=True):
         assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+
+
+def test_gradients_of_a_traced_call_taken_by_an_outer_tape():
+    """A `tf.function` traced without a tape inside, differentiated by a tape
+    around its call (as when fine-tuning a reloaded function): the fast path
+    still gives the generic loop's gradients."""
+    layer = make_layer("peephole", ("input", "forget", "output"))
+    x = tf.constant(inputs(16))
+    grads = []
+    for fast in (True, False):
+        layer.use_fast_path = fast
+        call = tf.function(lambda x: layer(x)[0])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = call(x)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        grads.append(tape.gradient(loss, [x, *layer.trainable_weights]))
+    for a, b in zip(*grads, strict=True):
+        assert_allclose(np.asarray(a), np.asarray(b), **TOL)
