@@ -115,6 +115,17 @@ class LSTMVariantLayer(keras.layers.RNN):
             zero_output_for_mask=zero_output_for_mask,
             **kwargs,
         )
+        if self.use_fast_path is True:
+            # Fail at construction when nothing about the call can change it.
+            self._check_fast_path_possible(fast_path.fallback_reason(self))
+
+    def _check_fast_path_possible(self, reason):
+        if reason is not None:
+            raise ValueError(
+                f"{self._where()} was given use_fast_path=True, but the fast "
+                f"path cannot run here: {reason}. Pass use_fast_path='auto' "
+                "to fall back to the generic loop."
+            )
 
     def _where(self):
         return f"{type(self).__name__} '{self.name}'"
@@ -151,11 +162,7 @@ class LSTMVariantLayer(keras.layers.RNN):
         if reason is None:
             return fast_path.run(self, sequences, initial_state, mask, training)
         if self.use_fast_path is True and not fast_path.generic_loop_forced():
-            raise ValueError(
-                f"{self._where()} was given use_fast_path=True, but the fast "
-                f"path cannot run here: {reason}. Pass use_fast_path='auto' "
-                "to fall back to the generic loop."
-            )
+            self._check_fast_path_possible(reason)
         return super().inner_loop(
             sequences, initial_state, mask=mask, training=training
         )

@@ -233,9 +233,10 @@ def test_generic_loop_context_forces_the_generic_loop(kernel_calls):
 
 
 def test_use_fast_path_true_raises_where_it_cannot_apply():
-    layer = klv.StandardLSTM(UNITS, unroll=True, use_fast_path=True)
     with pytest.raises(ValueError, match="use_fast_path=True.*unroll=True"):
-        layer(inputs())
+        klv.StandardLSTM(UNITS, unroll=True, use_fast_path=True)
+    with pytest.raises(ValueError, match="use_fast_path=True.*float16"):
+        klv.CoupledLSTM(UNITS, dtype="mixed_float16", use_fast_path=True)
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None, "Auto"])
