@@ -8,7 +8,6 @@ images into a `gates` run next to `keras.callbacks.TensorBoard`'s `train` and
 the package itself does not need it.
 """
 
-import numbers
 import os
 import tempfile
 
@@ -16,6 +15,7 @@ import keras
 import numpy as np
 
 from keras_lstm_variants import inspection
+from keras_lstm_variants import validation
 from keras_lstm_variants.equations import GATE_NAMES
 
 #: Values that come out of `recurrent_activation` (the sigmoid by default),
@@ -117,19 +117,6 @@ def _colorize(values):
 
     viridis = matplotlib.colormaps["viridis"]
     return viridis(np.clip(np.nan_to_num(values), 0.0, 1.0), bytes=True)[..., :3]
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"Argument `{name}` must be a positive integer; received "
-            f"{name}={value!r} of type {type(value).__name__}."
-        )
-    if value <= 0:
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer; received {name}={value}."
-        )
-    return int(value)
 
 
 def _writable_directory(path):
@@ -248,11 +235,10 @@ class GateHistograms(keras.callbacks.Callback):
         self.probe_inputs = probe_inputs
         self.log_dir = os.fspath(log_dir)
         self.run_name = run_name
-        self.every_n_epochs = _check_positive_int("every_n_epochs", every_n_epochs)
-        self.histogram_buckets = _check_positive_int(
-            "histogram_buckets", histogram_buckets
-        )
-        self.heatmap_scale = _check_positive_int("heatmap_scale", heatmap_scale)
+        check = validation.check_positive_int
+        self.every_n_epochs = check("every_n_epochs", every_n_epochs)
+        self.histogram_buckets = check("histogram_buckets", histogram_buckets)
+        self.heatmap_scale = check("heatmap_scale", heatmap_scale)
         self._writer = None
         self._probe = None
         self._run = None

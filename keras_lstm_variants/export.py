@@ -32,6 +32,7 @@ from keras.src.export.export_utils import get_input_signature
 from keras.src.export.export_utils import make_tf_tensor_spec
 
 from keras_lstm_variants import fast_path
+from keras_lstm_variants import validation
 from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.equations import GATE_NAMES
 from keras_lstm_variants.inspection import record_gates
@@ -241,9 +242,11 @@ def export_tflite(
     """
     _check_bool("overwrite", overwrite)
     _check_model(model)
-    sequence_length = _check_positive_int("sequence_length", sequence_length)
+    sequence_length = validation.check_positive_int(
+        "sequence_length", sequence_length
+    )
     if batch_size is not None:
-        batch_size = _check_positive_int("batch_size", batch_size)
+        batch_size = validation.check_positive_int("batch_size", batch_size)
     path = os.fspath(path)
     if not path.endswith(".tflite"):
         raise ValueError(
@@ -305,20 +308,6 @@ def _check_bool(name, value):
             f"Argument `{name}` must be a boolean; received {name}={value!r} "
             f"of type {type(value).__name__}."
         )
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"Argument `{name}` must be a positive integer; received "
-            f"{name}={value!r} of type {type(value).__name__}."
-        )
-    if value <= 0:
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer; received "
-            f"{name}={value}."
-        )
-    return value
 
 
 def _check_model(model):

@@ -5,18 +5,24 @@ import numbers
 from keras_lstm_variants.equations import PEEPHOLE_GATES
 
 
+def check_positive_int(name, value):
+    """Returns argument `name`'s `value` as an `int`, or raises if it is not a
+    positive integer (Python or NumPy; not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"Argument `{name}` must be a positive integer; received "
+            f"{name}={value!r} of type {type(value).__name__}."
+        )
+    if value <= 0:
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer; received {name}={value}."
+        )
+    return int(value)
+
+
 def check_units(units):
     """Returns `units` as an `int`, or raises if it is not a positive integer."""
-    if isinstance(units, bool) or not isinstance(units, numbers.Integral):
-        raise TypeError(
-            "Argument `units` must be a positive integer; "
-            f"received units={units!r} of type {type(units).__name__}."
-        )
-    if units <= 0:
-        raise ValueError(
-            f"Argument `units` must be a positive integer; received units={units}."
-        )
-    return int(units)
+    return check_positive_int("units", units)
 
 
 def check_rate(name, value):
