@@ -36,6 +36,9 @@ from keras_lstm_variants import validation
 from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.equations import GATE_NAMES
 from keras_lstm_variants.inspection import record_gates
+from keras_lstm_variants.inspection import replaced_calls
+from keras_lstm_variants.inspection import rnn_cells
+from keras_lstm_variants.inspection import variant_cells
 from keras_lstm_variants.inspection import variant_rnn_layers
 
 #: Name of the serving endpoint (also written as `serving_default`).
@@ -389,13 +392,9 @@ def _stateful_layers(model):
     for layer in model._flatten_layers(include_self=False):
         if not (isinstance(layer, keras.layers.RNN) and layer.stateful):
             continue
-        cells = (
-            layer.cell.cells
-            if isinstance(layer.cell, keras.layers.StackedRNNCells)
-            else None
-        )
+        stacked = isinstance(layer.cell, keras.layers.StackedRNNCells)
         foreign = [
-            c for c in (cells or [layer.cell]) if not isinstance(c, LSTMVariantCell)
+            c for c in rnn_cells(layer) if not isinstance(c, LSTMVariantCell)
         ]
         if id(layer) not in ours or foreign:
             raise ValueError(
@@ -405,13 +404,12 @@ def _stateful_layers(model):
                 "pass states through `initial_state` and `return_state`."
             )
         name = ours[id(layer)]
-        if cells is None:
-            keys = [signature_key(name, s) for s in STATE_NAMES]
-        else:
-            keys = [
-                [signature_key(f"{name}/{c.name}", s) for s in STATE_NAMES]
-                for c in cells
-            ]
+        keys = [
+            [signature_key(f"{name}{suffix}", s) for s in STATE_NAMES]
+            for suffix, _ in variant_cells(layer)
+        ]
+        if not stacked:
+            keys = keys[0]
         found.append((name, layer, keys))
     _check_unique([k for _, _, keys in found for k in tree.flatten(keys)])
     return found
@@ -437,43 +435,38 @@ def _explicit_states(stateful, given_states):
     """
     final_states = {}
 
-    def wrap(layer, keys, original):
-        def call(sequences, initial_state=None, mask=None, training=False, **kw):
-            if initial_state is None:
-                initial_state = tree.map_structure(lambda k: given_states[k], keys)
-            return_state = layer.return_state
-            layer.stateful, layer.return_state = False, True
-            try:
-                result = original(
-                    sequences,
-                    initial_state=initial_state,
-                    mask=mask,
-                    training=training,
-                    **kw,
-                )
-            finally:
-                layer.stateful, layer.return_state = True, return_state
-            output, *states = result
-            for key, state in zip(
-                tree.flatten(keys), tree.flatten(states), strict=True
-            ):
-                final_states[key] = state
-            return result if return_state else output
+    def wrap(layer, keys):
+        def make_call(original):
+            def call(sequences, initial_state=None, mask=None, training=False, **kw):
+                if initial_state is None:
+                    initial_state = tree.map_structure(
+                        lambda k: given_states[k], keys
+                    )
+                return_state = layer.return_state
+                layer.stateful, layer.return_state = False, True
+                try:
+                    result = original(
+                        sequences,
+                        initial_state=initial_state,
+                        mask=mask,
+                        training=training,
+                        **kw,
+                    )
+                finally:
+                    layer.stateful, layer.return_state = True, return_state
+                output, *states = result
+                for key, state in zip(
+                    tree.flatten(keys), tree.flatten(states), strict=True
+                ):
+                    final_states[key] = state
+                return result if return_state else output
 
-        return call
+            return call
 
-    originals = []
-    try:
-        for _, layer, keys in stateful:
-            originals.append((layer, layer.__dict__.get("call")))
-            layer.call = wrap(layer, keys, layer.call)
+        return layer, make_call
+
+    with replaced_calls([wrap(layer, keys) for _, layer, keys in stateful]):
         yield final_states
-    finally:
-        for layer, original in reversed(originals):
-            if original is None:
-                del layer.call
-            else:
-                layer.call = original
 
 
 def _output_dict(outputs):
@@ -501,13 +494,8 @@ def _build_archive(model, gates, input_signature, state_batch_size=None):
     )
     state_specs = {}
     for _, layer, keys in stateful:
-        cells = (
-            layer.cell.cells
-            if isinstance(layer.cell, keras.layers.StackedRNNCells)
-            else [layer.cell]
-        )
         pairs = keys if isinstance(keys[0], list) else [keys]
-        for cell, pair in zip(cells, pairs, strict=True):
+        for cell, pair in zip(rnn_cells(layer), pairs, strict=True):
             for key in pair:
                 state_specs[key] = tf.TensorSpec(
                     (state_batch_size, cell.units), layer.compute_dtype, name=key
@@ -548,17 +536,11 @@ def _build_archive(model, gates, input_signature, state_batch_size=None):
 
 def _gate_layer_names(model):
     """Names of every cell whose gates the `gates` signature returns."""
-    names = []
-    for name, layer, _ in variant_rnn_layers(model):
-        if isinstance(layer.cell, keras.layers.StackedRNNCells):
-            names.extend(
-                f"{name}/{c.name}"
-                for c in layer.cell.cells
-                if isinstance(c, LSTMVariantCell)
-            )
-        else:
-            names.append(name)
-    return names
+    return [
+        f"{name}{suffix}"
+        for name, layer, _ in variant_rnn_layers(model)
+        for suffix, _ in variant_cells(layer)
+    ]
 
 
 def _fix_shape(spec, batch_size, sequence_length):

@@ -46,16 +46,50 @@ from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.equations import GATE_NAMES
 
 
-def _variant_cells(rnn_layer):
-    """The (name suffix, cell) pairs of our cells inside one RNN layer."""
+def rnn_cells(rnn_layer):
+    """The cells an RNN layer runs: those of its stack, or its one cell."""
     cell = rnn_layer.cell
     if isinstance(cell, keras.layers.StackedRNNCells):
-        return [
-            (f"/{c.name}", c) for c in cell.cells if isinstance(c, LSTMVariantCell)
-        ]
-    if isinstance(cell, LSTMVariantCell):
-        return [("", cell)]
-    return []
+        return list(cell.cells)
+    return [cell]
+
+
+def variant_cells(rnn_layer):
+    """The `(name suffix, cell)` pairs of our cells inside one RNN layer.
+
+    The suffix is `""` for a layer's single cell and `"/<cell name>"` for a
+    cell in a stack; appended to the layer's name from `variant_rnn_layers` it
+    names that cell's gates.
+    """
+    stacked = isinstance(rnn_layer.cell, keras.layers.StackedRNNCells)
+    return [
+        (f"/{c.name}" if stacked else "", c)
+        for c in rnn_cells(rnn_layer)
+        if isinstance(c, LSTMVariantCell)
+    ]
+
+
+@contextlib.contextmanager
+def replaced_calls(replacements):
+    """Temporarily replaces the `call` of some layers.
+
+    Args:
+        replacements: `(layer, make_call)` pairs; `make_call(original)`
+            returns the function to use as the layer's `call` while the
+            context is open.
+    """
+    originals = []
+    try:
+        for layer, make_call in replacements:
+            originals.append((layer, layer.__dict__.get("call")))
+            layer.call = make_call(layer.call)
+        yield
+    finally:
+        for layer, original in reversed(originals):
+            if original is None:
+                del layer.call
+            else:
+                layer.call = original
 
 
 def variant_rnn_layers(model):
@@ -80,7 +114,7 @@ def variant_rnn_layers(model):
             visit(layer.forward_layer, path)
             visit(layer.backward_layer, path, reverse_time=True)
         elif isinstance(layer, keras.layers.RNN):
-            if _variant_cells(layer):
+            if variant_cells(layer):
                 found.append((f"{prefix}{layer.name}", layer, reverse_time))
         elif isinstance(layer, keras.Model):
             for sub in layer.layers:
@@ -139,7 +173,7 @@ def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
     """
     cell = rnn_layer.cell
     stacked = isinstance(cell, keras.layers.StackedRNNCells)
-    cells = cell.cells if stacked else [cell]
+    cells = rnn_cells(rnn_layer)
     if isinstance(mask, (list, tuple)):
         mask = mask[0]
     if initial_state is None:
@@ -154,8 +188,8 @@ def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
         list(initial_state),
     )
     per_cell_states = initial_state if stacked else [initial_state]
-    variant_cells = _variant_cells(rnn_layer)
-    width = len(GATE_NAMES) * sum(c.units for _, c in variant_cells)
+    ours = variant_cells(rnn_layer)
+    width = len(GATE_NAMES) * sum(c.units for _, c in ours)
     # The loop's first state is the previous step's gate values, the loop's
     # output: JAX's masked loop repeats `states[0]` at a masked step, where
     # the others repeat the previous output; this way they agree.
@@ -190,7 +224,7 @@ def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
         return_all_outputs=True,
     )
     result, start = {}, 0
-    for suffix, c in variant_cells:
+    for suffix, c in ours:
         width = c.units
         result[suffix] = {}
         for gate in GATE_NAMES:
@@ -221,36 +255,29 @@ def record_gates(model):
     layers = require_variant_rnn_layers(model)
     recorded = {}
 
-    def wrap(name, layer, reverse_time, original):
-        def call(sequences, initial_state=None, mask=None, training=False, **kw):
-            for suffix, gates in gate_sequences(
-                layer, sequences, initial_state, mask
-            ).items():
-                if reverse_time:
-                    gates = {k: ops.flip(v, axis=1) for k, v in gates.items()}
-                recorded[f"{name}{suffix}"] = gates
-            return original(
-                sequences,
-                initial_state=initial_state,
-                mask=mask,
-                training=training,
-                **kw,
-            )
+    def wrap(name, layer, reverse_time):
+        def make_call(original):
+            def call(sequences, initial_state=None, mask=None, training=False, **kw):
+                for suffix, gates in gate_sequences(
+                    layer, sequences, initial_state, mask
+                ).items():
+                    if reverse_time:
+                        gates = {k: ops.flip(v, axis=1) for k, v in gates.items()}
+                    recorded[f"{name}{suffix}"] = gates
+                return original(
+                    sequences,
+                    initial_state=initial_state,
+                    mask=mask,
+                    training=training,
+                    **kw,
+                )
 
-        return call
+            return call
 
-    originals = []
-    try:
-        for name, layer, reverse_time in layers:
-            originals.append((layer, layer.__dict__.get("call")))
-            layer.call = wrap(name, layer, reverse_time, layer.call)
+        return layer, make_call
+
+    with replaced_calls([wrap(*found) for found in layers]):
         yield recorded
-    finally:
-        for layer, original in originals:
-            if original is None:
-                del layer.call
-            else:
-                layer.call = original
 
 
 def expected_input_shapes(model):
@@ -267,7 +294,7 @@ def expected_input_shapes(model):
     """
     if isinstance(model, keras.layers.RNN) and not isinstance(model, keras.Model):
         features = None
-        for _, cell in _variant_cells(model):
+        for _, cell in variant_cells(model):
             features = cell.input_dim
             break
         return [(None, None, features)]
