@@ -5,12 +5,13 @@ from keras_lstm_variants.cells import CoupledLSTMCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
-from keras_lstm_variants.export import export_saved_model
-from keras_lstm_variants.export import export_tflite
 from keras_lstm_variants.inspection import gate_activations
 from keras_lstm_variants.layers import CoupledLSTM
 from keras_lstm_variants.layers import PeepholeLSTM
 from keras_lstm_variants.layers import StandardLSTM
+from keras_lstm_variants.saved_model import export_saved_model
+from keras_lstm_variants.sites import signature_key
+from keras_lstm_variants.tflite import export_tflite
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,5 @@ __all__ = [
     "export_saved_model",
     "export_tflite",
     "gate_activations",
+    "signature_key",
 ]

@@ -15,19 +15,18 @@ import keras
 import numpy as np
 
 from keras_lstm_variants import inspection
+from keras_lstm_variants import sites as sites_lib
 from keras_lstm_variants import validation
-from keras_lstm_variants.equations import GATE_NAMES
+from keras_lstm_variants.equations import SIGMOID_GATE_NAMES
 
 #: Values that come out of `recurrent_activation` (the sigmoid by default),
 #: so lie in [0, 1]: the gates proper. For the coupled cell `input_gate` is
 #: `1 - forget_gate`.
-SIGMOID_GATES = ("input_gate", "forget_gate", "output_gate")
+SIGMOID_GATES = SIGMOID_GATE_NAMES
 
 #: A gate value below the first or above the second counts as saturated.
 SATURATION_BOUNDS = (0.05, 0.95)
 
-#: Top-level prefix of every tag the callback writes.
-TAG_PREFIX = "gates"
 
 def gate_statistics(gates):
     """The scalar summaries of one layer's gates.
@@ -242,6 +241,7 @@ class GateHistograms(keras.callbacks.Callback):
         self._writer = None
         self._probe = None
         self._run = None
+        self._sites = None
 
     @property
     def run_dir(self):
@@ -251,9 +251,10 @@ class GateHistograms(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         import tensorflow as tf
 
-        inspection.require_variant_rnn_layers(self.model)
+        self._sites = sites_lib.find_sites(self.model)
+        sites_lib.require_ours(self.model, self._sites)
         self._probe = inspection.check_model_inputs(
-            self.model, self.probe_inputs, argument="probe_inputs"
+            self.model, self.probe_inputs, self._sites, argument="probe_inputs"
         )
         _writable_directory(self.run_dir)
         self._writer = tf.summary.create_file_writer(self.run_dir)
@@ -270,12 +271,18 @@ class GateHistograms(keras.callbacks.Callback):
 
     def _probe_function(self):
         """Returns a function `() -> {layer: {gate: tensor}}` over the probe."""
-        model = self.model
+        model, sites = self.model, self._sites
+
+        def probe(inputs):
+            # The probe is a sequence of its own: stateful layers start it
+            # from zeros, and their training states stay untouched.
+            return inspection.record_call(model, inputs, sites, "zeros")
+
         if keras.backend.backend() != "tensorflow":
-            return lambda probe: inspection.record_call(model, probe)
+            return probe
         import tensorflow as tf
 
-        return tf.function(lambda probe: inspection.record_call(model, probe))
+        return tf.function(probe)
 
     def write_gates(self, step):
         """Runs the probe batch and writes all summaries at `step`.
@@ -317,20 +324,19 @@ class GateHistograms(keras.callbacks.Callback):
         )
         with self._writer.as_default(step=step):
             for name, gates in recorded.items():
-                prefix = f"{TAG_PREFIX}/{name}"
-                for gate in GATE_NAMES:
+                for gate in gates:
                     tf.summary.write(
-                        f"{prefix}/{gate}",
+                        sites_lib.summary_tag(name, gate),
                         histogram_tensor(gates[gate], self.histogram_buckets),
                         metadata=histogram_kind,
                     )
                 for suffix, value in gate_statistics(gates).items():
-                    tf.summary.scalar(f"{prefix}/{suffix}", value)
+                    tf.summary.scalar(sites_lib.summary_tag(name, suffix), value)
                 image = gate_heatmap(gates, self.heatmap_scale)
                 height, width = image.shape[:2]
                 png = tf.image.encode_png(image, compression=1)
                 tf.summary.write(
-                    f"{prefix}/heatmap",
+                    sites_lib.summary_tag(name, "heatmap"),
                     tf.stack([tf.as_string(width), tf.as_string(height), png]),
                     metadata=image_kind,
                 )

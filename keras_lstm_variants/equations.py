@@ -11,11 +11,14 @@ already fused; they are split along the last axis in the variant's block order:
 `keras.layers.LSTMCell`), `f, c, o` for the coupled cell.
 """
 
+import dataclasses
 from typing import NamedTuple
 
 from keras import ops
 
-#: The per-step values that gate inspection returns, in this order.
+#: The per-step values of an LSTM cell, in the order of `GateValues`: what
+#: gate inspection returns, the export's `gates` signature and the callback
+#: write. Another cell family declares its own names (`cell.value_names`).
 GATE_NAMES = (
     "input_gate",
     "forget_gate",
@@ -24,6 +27,12 @@ GATE_NAMES = (
     "cell_state",
     "hidden_state",
 )
+
+#: The LSTM's values that come out of `recurrent_activation`: the gates proper.
+SIGMOID_GATE_NAMES = GATE_NAMES[:3]
+
+#: The states an LSTM cell carries, in the order of its `states` list.
+STATE_NAMES = ("hidden_state", "cell_state")
 
 #: Gates that can read the cell state through a peephole.
 PEEPHOLE_GATES = ("input", "forget", "output")
@@ -47,6 +56,47 @@ class GateValues(NamedTuple):
 def block_order(coupled):
     """Names of the blocks of `z`, in the order they are stacked."""
     return BLOCKS_COUPLED if coupled else BLOCKS_STANDARD
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMStep:
+    """What one step of an LSTM cell computes, as data.
+
+    The cells declare their step with it and run it; the TensorFlow fast path
+    reads the same declaration, so both compute `lstm_gates` with the same
+    structure and activations.
+
+    Attributes:
+        coupled: Whether the input gate is `1 − forget_gate` (blocks `f, c,
+            o`) instead of a gate of its own (blocks `i, f, c, o`).
+        peephole_gates: The gates that read the cell state, a tuple in the
+            order of `PEEPHOLE_GATES`.
+        activation: `φ`.
+        recurrent_activation: `σ`.
+    """
+
+    coupled: bool
+    peephole_gates: tuple
+    activation: object
+    recurrent_activation: object
+
+    @property
+    def blocks(self):
+        """Names of the blocks of `z`, in order."""
+        return block_order(self.coupled)
+
+    def __call__(self, z, c_prev, peepholes):
+        """Runs `lstm_gates` on `z` with `peepholes` (`{gate: vector}`)."""
+        return lstm_gates(
+            z,
+            c_prev,
+            coupled=self.coupled,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            input_peephole=peepholes.get("input"),
+            forget_peephole=peepholes.get("forget"),
+            output_peephole=peepholes.get("output"),
+        )
 
 
 def lstm_gates(

@@ -28,8 +28,9 @@ rounding). It falls back to the generic loop when:
 * `unroll=True` (the user asked for an unrolled loop);
 * the compute dtype is not `float32` or `float64` (e.g. under the
   `mixed_float16` or `mixed_bfloat16` policies);
-* the cell is not one of this package's cells (layers built around a
-  subclass that overrides the step are left alone);
+* the cell's class overrides part of its step (`cells.STEP_METHODS`):
+  the fast path runs the cell's declared `LSTMStep`, which would then not
+  describe what the cell computes;
 * inside `generic_loop()`, which `export_tflite` uses: TensorFlow Lite
   converts the generic loop with builtin ops, not the fast path's.
 
@@ -61,6 +62,16 @@ def check_use_fast_path(value):
     return value
 
 
+def backend_reason():
+    """Why the current backend cannot run the fast path, or `None`."""
+    if keras.backend.backend() != "tensorflow":
+        return (
+            f"the fast path needs the TensorFlow backend "
+            f"(this is {keras.backend.backend()!r})"
+        )
+    return None
+
+
 def fallback_reason(layer):
     """Why `layer` cannot take the fast path, or `None` if it can.
 
@@ -70,14 +81,10 @@ def fallback_reason(layer):
     Returns:
         A short sentence, or `None`.
     """
-    from keras_lstm_variants.cells import LSTMVariantCell
-
     cell = layer.cell
-    if keras.backend.backend() != "tensorflow":
-        return (
-            f"the fast path needs the TensorFlow backend "
-            f"(this is {keras.backend.backend()!r})"
-        )
+    reason = backend_reason()
+    if reason is not None:
+        return reason
     if layer.unroll:
         return "unroll=True asks for an unrolled loop"
     if cell.compute_dtype not in _FAST_DTYPES:
@@ -85,16 +92,16 @@ def fallback_reason(layer):
             f"the compute dtype is {cell.compute_dtype!r}; the fast path runs "
             f"{' and '.join(_FAST_DTYPES)} only"
         )
-    if type(cell).call is not LSTMVariantCell.call or (
-        type(cell).gate_step is not LSTMVariantCell.gate_step
-        or type(cell).preactivations is not LSTMVariantCell.preactivations
-    ):
+    if not getattr(type(cell), "declares_its_step", False):
         return f"the cell {type(cell).__name__} overrides its step"
     return None
 
 
 def run(layer, sequences, initial_state, mask, training):
     """Runs `layer`'s recurrence on the fast path.
+
+    Reads what to compute from the cell's declaration: its `step` (an
+    `equations.LSTMStep`) and its `step_weights()`.
 
     Args:
         layer: One of this package's layers, for which `fallback_reason` is
@@ -111,33 +118,32 @@ def run(layer, sequences, initial_state, mask, training):
 
     cell = layer.cell
     dtype = cell.compute_dtype
+    step = cell.step
+    kernel, recurrent_kernel, bias, peepholes = cell.step_weights()
 
     def value(weight):
         return ops.cast(weight, dtype)
 
+    sequences = ops.cast(sequences, dtype)
     if training and cell.dropout > 0.0:
         drop = cell.get_dropout_mask(sequences[:, 0, :])
         sequences = sequences * ops.expand_dims(drop, 1)
     recurrent_mask = None
     if training and cell.recurrent_dropout > 0.0:
         recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
-    peepholes = {
-        gate: value(getattr(cell, f"{gate}_gate_peephole_weights"))
-        for gate in cell.peephole_gates
-    }
     return _tf_sequence.lstm_sequence(
         ops.transpose(sequences, (1, 0, 2)),
-        value(cell.kernel),
-        value(cell.bias) if cell.use_bias else None,
+        value(kernel),
+        None if bias is None else value(bias),
         initial_state[0],
         initial_state[1],
-        value(cell.recurrent_kernel),
-        peepholes,
+        value(recurrent_kernel),
+        {gate: value(p) for gate, p in peepholes.items()},
         mask,
         recurrent_mask,
-        coupled=cell.coupled,
-        activation=cell.activation,
-        recurrent_activation=cell.recurrent_activation,
+        coupled=step.coupled,
+        activation=step.activation,
+        recurrent_activation=step.recurrent_activation,
         go_backwards=layer.go_backwards,
         zero_output_for_mask=layer.zero_output_for_mask,
         return_sequences=layer.return_sequences,

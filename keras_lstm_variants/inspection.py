@@ -1,38 +1,34 @@
-"""Gate inspection: read every gate of every time step out of a model.
+"""Gate inspection: read every value of every time step out of a model.
 
 The gate values live inside the RNN loop, where nothing outside can fetch
-them. This module re-runs the loop of each of our layers on exactly the inputs,
-mask and initial state that the layer received, with a step that returns the
-whole `GateValues` tuple of the shared gate core instead of only `h`. So the
-values are those the cells compute, by construction.
+them. While a model runs under `record_gates`, each call of one of our RNN
+layers also runs a public `keras.layers.RNN` over a small wrapper cell,
+`ValueCell`, whose output at each step is every value of the layer's cells
+(`cell.value_names`: gates, candidate, states), on exactly the inputs, mask
+and initial states the layer received. Keras runs the loop, the masking and
+`go_backwards`; the values are those the cells compute, by construction.
 
-Three pieces, from low to high level:
-
-* `variant_rnn_layers(model)` finds the layers that run our cells, with
-  stable, unique names.
-* `record_gates(model)` is a context manager: while it is open, each call of
-  the model (eager or traced, so also inside a `tf.function` or a SavedModel
-  signature) fills a dict `{layer name: {gate name: tensor}}`.
+* `record_gates(model, sites)` is a context manager: while it is open, each
+  call of the model from the same thread (eager or traced) fills a dict
+  `{cell name: {value name: tensor}}`. It changes nothing in the model: the
+  calls are intercepted for this thread only (`sites.intercepted`), and a
+  stateful layer runs as its stateless twin, so its states are read, never
+  advanced.
 * `gate_activations(model, inputs, batch_size=None)` checks the inputs, runs
   the model in inference mode (in batches) and returns NumPy arrays.
 
-Helpers shared with the `GateHistograms` callback: `require_variant_rnn_layers`
-(raises if there are none), `check_model_inputs` (inputs against the model's
-input shapes) and `record_call` (one inference call under `record_gates`).
+Masked steps: as `keras.layers.RNN` treats its outputs, every value at a
+masked step repeats the last unmasked step's value (zeros before the first
+unmasked step), or is zero with `zero_output_for_mask=True`; the states carry
+over. So `hidden_state` always equals the layer's output sequence.
 
-Masked steps: the inspection loop runs with the layer's own masking rule, as
-`keras.layers.RNN` does: at a masked step the states are carried over
-unchanged, and every returned value (gates, `cell_state`, `hidden_state`)
-repeats the last unmasked step's value (zeros before the first unmasked step).
-If the layer has `zero_output_for_mask=True`, masked steps hold zeros instead.
-So `hidden_state` always equals the layer's output sequence.
-
-Time order: values are in the order of the layer's output sequence. A layer
-with `go_backwards=True` on its own returns them in processing (reversed) order,
+Time order: that of the layer's output sequence. A layer with
+`go_backwards=True` on its own returns them in processing (reversed) order,
 like its `return_sequences` output; inside `Bidirectional` the backward layer's
 values are put back in input order, like the `Bidirectional` output.
 """
 
+import collections.abc
 import contextlib
 import numbers
 import operator
@@ -40,251 +36,214 @@ import operator
 import keras
 import numpy as np
 from keras import ops
-from keras.src import backend as keras_backend
+from keras import tree
 
-from keras_lstm_variants.cells import LSTMVariantCell
-from keras_lstm_variants.equations import GATE_NAMES
-
-
-def rnn_cells(rnn_layer):
-    """The cells an RNN layer runs: those of its stack, or its one cell."""
-    cell = rnn_layer.cell
-    if isinstance(cell, keras.layers.StackedRNNCells):
-        return list(cell.cells)
-    return [cell]
+from keras_lstm_variants import sites as sites_lib
 
 
-def variant_cells(rnn_layer):
-    """The `(name suffix, cell)` pairs of our cells inside one RNN layer.
+class ValueCell(keras.layers.Layer):
+    """An RNN cell that runs an RNN layer's cells and outputs all their values.
 
-    The suffix is `""` for a layer's single cell and `"/<cell name>"` for a
-    cell in a stack; appended to the layer's name from `variant_rnn_layers` it
-    names that cell's gates.
-    """
-    stacked = isinstance(rnn_layer.cell, keras.layers.StackedRNNCells)
-    return [
-        (f"/{c.name}" if stacked else "", c)
-        for c in rnn_cells(rnn_layer)
-        if isinstance(c, LSTMVariantCell)
-    ]
-
-
-@contextlib.contextmanager
-def replaced_calls(replacements):
-    """Temporarily replaces the `call` of some layers.
+    Its output at each step concatenates, for each of our cells in the layer
+    (in stack order), the values named by `cell.value_names`. Its states are
+    the previous output followed by every state of every cell of the layer:
+    a masked step then repeats the previous values on every backend.
 
     Args:
-        replacements: `(layer, make_call)` pairs; `make_call(original)`
-            returns the function to use as the layer's `call` while the
-            context is open.
+        site: The `sites.RNNSite` whose cells to run.
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: One step's inputs, `(batch, features)`.
+        states: `[previous values, *the cells' states]`.
+
+    Example:
+
+    >>> layer = PeepholeLSTM(3)
+    >>> _ = layer(np.ones((2, 4, 5)))
+    >>> site = sites_lib.find_sites(layer)[0]
+    >>> rnn = keras.layers.RNN(ValueCell(site), return_sequences=True)
+    >>> states = [np.zeros((2, 18)), np.zeros((2, 3)), np.zeros((2, 3))]
+    >>> rnn(np.ones((2, 4, 5)), initial_state=states).shape
+    (2, 4, 18)
     """
-    originals = []
-    try:
-        for layer, make_call in replacements:
-            originals.append((layer, layer.__dict__.get("call")))
-            layer.call = make_call(layer.call)
-        yield
-    finally:
-        for layer, original in reversed(originals):
-            if original is None:
-                del layer.call
+
+    def __init__(self, site, **kwargs):
+        super().__init__(**kwargs)
+        self.site = site
+        self.widths = [len(c.cell.value_names) * c.cell.units for c in site.ours]
+        self.cell_state_counts = [len(tree.flatten(c.state_size)) for c in site.cells]
+        self.output_size = sum(self.widths)
+        self.state_size = [
+            self.output_size,
+            *(s for c in site.cells for s in tree.flatten(c.state_size)),
+        ]
+
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs, states):
+        flat = list(states[1:])
+        values, new_states = [], []
+        ours = {id(c.cell) for c in self.site.ours}
+        for cell, count in zip(self.site.cells, self.cell_state_counts, strict=True):
+            cell_states, flat = flat[:count], flat[count:]
+            if id(cell) in ours:
+                step = cell.gate_values(inputs, cell_states, training=False)
+                values.extend(step)
+                named = dict(zip(cell.value_names, step, strict=True))
+                cell_states = [named[name] for name in cell.state_names]
+                inputs = named["hidden_state"]
             else:
-                layer.call = original
+                inputs, cell_states = cell(inputs, cell_states)
+                cell_states = tree.flatten(cell_states)
+            new_states.extend(cell_states)
+        output = ops.concatenate(values, axis=-1)
+        return output, [output, *new_states]
 
 
-def variant_rnn_layers(model):
-    """Lists the RNN layers of `model` that run at least one of our cells.
+def value_sequences(site, sequences, initial_state, mask=None):
+    """Runs one RNN site's loop and returns every value at every step.
 
-    Looks inside nested models and both directions of `Bidirectional`.
-
-    Args:
-        model: A Keras model or layer.
-
-    Returns:
-        A list of `(name, rnn_layer, reverse_time)` tuples. `name` is unique
-        and stable: the layer's name, prefixed by the names of the nested
-        models and `Bidirectional` wrappers that hold it. `reverse_time` is
-        `True` for the backward layer of a `Bidirectional`.
-    """
-    found = []
-
-    def visit(layer, prefix, reverse_time=False):
-        if isinstance(layer, keras.layers.Bidirectional):
-            path = f"{prefix}{layer.name}/"
-            visit(layer.forward_layer, path)
-            visit(layer.backward_layer, path, reverse_time=True)
-        elif isinstance(layer, keras.layers.RNN):
-            if variant_cells(layer):
-                found.append((f"{prefix}{layer.name}", layer, reverse_time))
-        elif isinstance(layer, keras.Model):
-            for sub in layer.layers:
-                visit(sub, f"{prefix}{layer.name}/")
-
-    if isinstance(model, keras.Model):
-        for layer in model.layers:
-            visit(layer, "")
-    else:
-        visit(model, "")
-    return found
-
-
-def require_variant_rnn_layers(model, argument="model"):
-    """Like `variant_rnn_layers`, but raises if there are none.
+    Inference mode (no dropout), with the layer's own `go_backwards`,
+    `zero_output_for_mask` and `unroll`.
 
     Args:
-        model: A Keras model or layer.
-        argument: The argument name to use in the error message.
-
-    Returns:
-        The non-empty list of `variant_rnn_layers(model)`.
-
-    Raises:
-        ValueError: If the model holds none of our cells.
-    """
-    layers = variant_rnn_layers(model)
-    if not layers:
-        raise ValueError(
-            f"Argument `{argument}` ({type(model).__name__} "
-            f"'{getattr(model, 'name', model)}') has no layer that runs a "
-            "keras_lstm_variants cell; expected at least one StandardLSTM, "
-            "PeepholeLSTM or CoupledLSTM layer, or a keras.layers.RNN (possibly "
-            "inside Bidirectional) over one of their cells."
-        )
-    return layers
-
-
-def gate_sequences(rnn_layer, sequences, initial_state=None, mask=None):
-    """Runs one RNN layer's loop and returns every gate at every step.
-
-    Inference mode: no dropout. Uses the layer's own `go_backwards`,
-    `zero_output_for_mask` and, if `stateful`, its current states.
-
-    Args:
-        rnn_layer: A built `keras.layers.RNN` (or one of our layers) whose cell
-            is one of our cells or a `StackedRNNCells` holding some.
+        site: A `sites.RNNSite` with at least one of our cells.
         sequences: Input tensor `(batch, time, features)`.
-        initial_state: Initial states as passed to the layer, or `None`.
+        initial_state: The layer's initial states (its state structure).
         mask: Boolean mask `(batch, time)`, or `None`.
 
     Returns:
-        `{name suffix: {gate name: tensor (batch, time, units)}}`, with the
-        suffix `""` for a single cell and `"/<cell name>"` for each of our
-        cells in a stack.
+        `{cell name: {value name: tensor (batch, time, units)}}` in the
+        layer's output order (input order for a `Bidirectional`'s backward
+        half).
     """
-    cell = rnn_layer.cell
-    stacked = isinstance(cell, keras.layers.StackedRNNCells)
-    cells = rnn_cells(rnn_layer)
-    if isinstance(mask, (list, tuple)):
-        mask = mask[0]
-    if initial_state is None:
-        if rnn_layer.stateful and rnn_layer.states is not None:
-            initial_state = rnn_layer.states
-        else:
-            initial_state = rnn_layer.get_initial_state(ops.shape(sequences)[0])
-    if not isinstance(initial_state, (list, tuple)):
-        initial_state = [initial_state]
-    initial_state = keras.tree.map_structure(
-        lambda s: ops.convert_to_tensor(s, dtype=cell.compute_dtype),
-        list(initial_state),
+    layer = site.layer
+    if tree.is_nested(mask):
+        mask = tree.flatten(mask)[0]
+    cell = ValueCell(site, dtype=layer.dtype_policy)
+    rnn = keras.layers.RNN(
+        cell,
+        return_sequences=True,
+        go_backwards=layer.go_backwards,
+        zero_output_for_mask=layer.zero_output_for_mask,
+        unroll=layer.unroll,
+        dtype=layer.dtype_policy,
     )
-    per_cell_states = initial_state if stacked else [initial_state]
-    ours = variant_cells(rnn_layer)
-    width = len(GATE_NAMES) * sum(c.units for _, c in ours)
-    # The loop's first state is the previous step's gate values, the loop's
-    # output: JAX's masked loop repeats `states[0]` at a masked step, where
-    # the others repeat the previous output; this way they agree.
-    no_gates = ops.zeros((ops.shape(sequences)[0], width), cell.compute_dtype)
-
-    def step(inputs, loop_states):
-        _, states = loop_states
-        states = states if stacked else [states]
-        new_states, gate_outputs = [], []
-        for c, s in zip(cells, states, strict=True):
-            s = list(s) if isinstance(s, (list, tuple)) else [s]
-            if isinstance(c, LSTMVariantCell):
-                gates = c.gate_values(inputs, s, training=False)
-                inputs = gates.hidden_state
-                new_states.append([gates.hidden_state, gates.cell_state])
-                gate_outputs.extend(gates)
-            else:
-                inputs, s = c(inputs, s)
-                new_states.append(list(s) if isinstance(s, (list, tuple)) else [s])
-        gate_outputs = ops.concatenate(gate_outputs, axis=-1)
-        return gate_outputs, [gate_outputs, new_states if stacked else new_states[0]]
-
-    _, outputs, _ = keras_backend.rnn(
-        step,
-        sequences,
-        [no_gates, per_cell_states if stacked else per_cell_states[0]],
-        go_backwards=rnn_layer.go_backwards,
-        mask=mask,
-        unroll=rnn_layer.unroll,
-        input_length=sequences.shape[1],
-        zero_output_for_mask=rnn_layer.zero_output_for_mask,
-        return_all_outputs=True,
-    )
+    first = ops.zeros((ops.shape(sequences)[0], cell.output_size), cell.compute_dtype)
+    states = [first, *tree.flatten(initial_state)]
+    outputs = rnn(sequences, initial_state=states, mask=mask)
+    if site.reverse_time:
+        outputs = ops.flip(outputs, axis=1)
     result, start = {}, 0
-    for suffix, c in ours:
-        width = c.units
-        result[suffix] = {}
-        for gate in GATE_NAMES:
-            result[suffix][gate] = outputs[..., start : start + width]
-            start += width
+    for c in site.ours:
+        units = c.cell.units
+        result[c.name] = {}
+        for name in c.cell.value_names:
+            result[c.name][name] = outputs[..., start : start + units]
+            start += units
     return result
 
 
-@contextlib.contextmanager
-def record_gates(model):
-    """Records the gates of every one of our layers while `model` runs.
+def _starting_states(site, sequences, initial_state, stateful_start):
+    """The states a recorded call starts from, without changing the layer."""
+    layer = site.layer
+    if initial_state is not None:
+        return initial_state
+    if layer.stateful and isinstance(stateful_start, dict):
+        return stateful_start[site.name]
+    batch = ops.shape(sequences)[0]
+    if not (layer.stateful and stateful_start == "current" and layer.states):
+        return layer.get_initial_state(batch)
+    states = tree.map_structure(lambda v: v.value, layer.states)
+    state_batch = tree.flatten(states)[0].shape[0]
+    if isinstance(batch, int) and state_batch != batch:
+        raise ValueError(
+            f"The stateful layer '{site.name}' holds states for batches of "
+            f"{state_batch} sequences, but the inputs hold {batch}: inspection "
+            "starts a stateful layer from its current states, so pass batches "
+            f"of {state_batch} (e.g. `batch_size={state_batch}`)."
+        )
+    return states
 
-    While open, each call of one of the model's layers that run our cells also
-    runs `gate_sequences` on the same inputs, mask and initial state (before
-    the layer updates any stateful states). Works eagerly and while tracing.
+
+@contextlib.contextmanager
+def record_gates(model, sites=None, stateful_start="current"):
+    """Records every value of every one of our cells while `model` runs.
+
+    Only calls from the thread that opened the context are recorded; the
+    model itself is left as it was (see the module docstring).
 
     Args:
         model: A Keras model (or a single RNN layer).
+        sites: The model's `sites.find_sites(model)`, if already at hand.
+        stateful_start: Where a stateful layer called without
+            `initial_state` starts: `"current"` (its current states, read
+            only), `"zeros"` (a fresh sequence), or a dict `{site name:
+            initial states}`.
 
     Yields:
         A dict that fills up as the model runs:
-        `{layer name: {gate name: tensor (batch, time, units)}}`; see
-        `variant_rnn_layers` for the names.
+        `{cell name: {value name: tensor (batch, time, units)}}`.
 
     Raises:
         ValueError: If the model holds none of our cells.
     """
-    layers = require_variant_rnn_layers(model)
+    if sites is None:
+        sites = sites_lib.find_sites(model)
+    found = sites_lib.require_ours(model, sites)
     recorded = {}
 
-    def wrap(name, layer, reverse_time):
-        def make_call(original):
-            def call(sequences, initial_state=None, mask=None, training=False, **kw):
-                for suffix, gates in gate_sequences(
-                    layer, sequences, initial_state, mask
-                ).items():
-                    if reverse_time:
-                        gates = {k: ops.flip(v, axis=1) for k, v in gates.items()}
-                    recorded[f"{name}{suffix}"] = gates
+    def handler(site):
+        def handle(original, sequences, initial_state=None, mask=None, **kwargs):
+            training = kwargs.pop("training", False)
+            start = _starting_states(site, sequences, initial_state, stateful_start)
+            recorded.update(value_sequences(site, sequences, start, mask))
+            if not site.layer.stateful:
                 return original(
                     sequences,
                     initial_state=initial_state,
                     mask=mask,
                     training=training,
-                    **kw,
+                    **kwargs,
                 )
+            output, states = sites_lib.run_stateless(
+                site.layer, sequences, start, mask, training
+            )
+            return (output, *states) if site.layer.return_state else output
 
-            return call
+        return handle
 
-        return layer, make_call
+    def stateless(site):
+        def handle(original, sequences, initial_state=None, mask=None, **kwargs):
+            start = _starting_states(site, sequences, initial_state, stateful_start)
+            output, states = sites_lib.run_stateless(
+                site.layer, sequences, start, mask, kwargs.get("training", False)
+            )
+            return (output, *states) if site.layer.return_state else output
 
-    with replaced_calls([wrap(*found) for found in layers]):
+        return handle
+
+    handlers = {site: handler(site) for site in found}
+    # Other stateful RNN layers are read, not advanced, too.
+    handlers.update(
+        {
+            site: stateless(site)
+            for site in sites
+            if site.layer.stateful and not site.ours
+        }
+    )
+    with sites_lib.intercepted(handlers):
         yield recorded
 
 
-def expected_input_shapes(model):
+def expected_input_shapes(model, sites):
     """The input shapes `model` expects, or `None` where they are not known.
 
     Args:
         model: A Keras model or layer.
+        sites: `sites.find_sites(model)`.
 
     Returns:
         A list of shape tuples (one per model input, `None` for free axes), or
@@ -293,10 +252,8 @@ def expected_input_shapes(model):
         `(batch, timesteps, features)`, with `features` known once built.
     """
     if isinstance(model, keras.layers.RNN) and not isinstance(model, keras.Model):
-        features = None
-        for _, cell in variant_cells(model):
-            features = cell.input_dim
-            break
+        ours = sites_lib.ours(sites)
+        features = ours[0].ours[0].cell.input_dim if ours else None
         return [(None, None, features)]
     try:
         inputs = model.inputs
@@ -304,16 +261,38 @@ def expected_input_shapes(model):
         return None
     if not inputs:
         return None
-    return [tuple(t.shape) for t in keras.tree.flatten(inputs)]
+    return [tuple(t.shape) for t in tree.flatten(inputs)]
 
 
-def check_model_inputs(model, inputs, argument="inputs"):
+def _is_stream(inputs):
+    """Whether `inputs` is a dataset or an iterator of batches, not arrays."""
+    if isinstance(inputs, (np.ndarray, list, tuple, dict, str, bytes)):
+        return False
+    if hasattr(inputs, "shape") and hasattr(inputs, "dtype"):
+        return False  # a tensor
+    return isinstance(inputs, collections.abc.Iterable)
+
+
+def _batches(inputs, argument):
+    """The batches of a dataset or iterator: `x` of each `x` or `(x, y[, w])`."""
+    for element in inputs:
+        if isinstance(element, tuple) and 1 < len(element) <= 3:
+            element = element[0]
+        if element is None:
+            raise ValueError(
+                f"Argument `{argument}` yielded a batch without inputs (None)."
+            )
+        yield element
+
+
+def check_model_inputs(model, inputs, sites, argument="inputs"):
     """Checks that `inputs` fit `model`, and returns them as NumPy arrays.
 
     Args:
         model: A Keras model or layer.
         inputs: An array or tensor, or a list/dict of them for a model with
             several inputs.
+        sites: `sites.find_sites(model)`.
         argument: The argument name to use in error messages.
 
     Returns:
@@ -322,18 +301,25 @@ def check_model_inputs(model, inputs, argument="inputs"):
     Raises:
         ValueError: If the number of inputs, a rank, a fixed dimension or the
             batch sizes do not fit, naming the shape the model expects.
+        TypeError: If `inputs` is not made of arrays or tensors.
     """
     if inputs is None:
         raise ValueError(f"Argument `{argument}` must be an array; received None.")
+    if _is_stream(inputs):
+        raise TypeError(
+            f"Argument `{argument}` must be an array or tensor (or a list or "
+            f"dict of them); received {type(inputs).__name__}, a stream of "
+            "batches. Pass one batch of arrays."
+        )
     try:
-        arrays = keras.tree.map_structure(ops.convert_to_numpy, inputs)
+        arrays = tree.map_structure(ops.convert_to_numpy, inputs)
     except Exception as error:  # any backend's conversion error
         raise ValueError(
             f"Argument `{argument}` must be an array or tensor (or a list or "
             f"dict of them); received {type(inputs).__name__}: {error}"
         ) from error
-    leaves = keras.tree.flatten(arrays)
-    expected = expected_input_shapes(model)
+    leaves = tree.flatten(arrays)
+    expected = expected_input_shapes(model, sites)
     name = f"{type(model).__name__} '{model.name}'"
     if expected is not None and len(leaves) != len(expected):
         raise ValueError(
@@ -345,6 +331,11 @@ def check_model_inputs(model, inputs, argument="inputs"):
             raise ValueError(
                 f"Argument `{argument}` must hold numbers; received an array "
                 f"of dtype {array.dtype}."
+            )
+        if array.ndim >= 2 and array.shape[1] == 0:
+            raise ValueError(
+                f"Argument `{argument}` must hold at least one time step; "
+                f"received an array of shape {array.shape} (axis 1 is time)."
             )
         if expected is None:
             continue
@@ -368,8 +359,8 @@ def check_model_inputs(model, inputs, argument="inputs"):
     return arrays
 
 
-def record_call(model, inputs):
-    """Calls `model` once in inference mode and returns the recorded gates.
+def record_call(model, inputs, sites=None, stateful_start="current"):
+    """Calls `model` once in inference mode and returns the recorded values.
 
     Backend-neutral; call it eagerly or inside a traced function (the
     `GateHistograms` callback runs it inside a `tf.function`).
@@ -377,26 +368,39 @@ def record_call(model, inputs):
     Args:
         model: A Keras model or layer holding our cells.
         inputs: Inputs the model accepts.
+        sites: `sites.find_sites(model)`, if already at hand.
+        stateful_start: As for `record_gates`.
 
     Returns:
-        `{layer name: {gate name: tensor (batch, time, units)}}`.
+        `{cell name: {value name: tensor (batch, time, units)}}`.
     """
-    with record_gates(model) as recorded:
+    with record_gates(model, sites, stateful_start) as recorded:
         model(inputs, training=False)
     return dict(recorded)
 
 
+def _as_numpy(recorded):
+    return {
+        name: {value: ops.convert_to_numpy(v) for value, v in values.items()}
+        for name, values in recorded.items()
+    }
+
+
 def gate_activations(model, inputs, batch_size=None):
-    """Returns every gate of every time step, for each of our layers.
+    """Returns every gate of every time step, for each of our cells.
 
     Runs `model` in inference mode (no dropout) on `inputs` and reads, for
     every layer that runs one of our cells (our three layers, a
     `keras.layers.RNN` over one of our cells, each of our cells in a
     `StackedRNNCells`, both directions of a `Bidirectional`, also in nested
     models), the values the cell computes at each step. They come from the
-    cells' own gate core, so `hidden_state` equals the layer's output sequence
+    cells' own gate code, so `hidden_state` equals the layer's output sequence
     and `cell_state[t] = forget_gate[t] * cell_state[t-1] + input_gate[t] *
     candidate[t]`. For `CoupledLSTMCell`, `input_gate` is `1 - forget_gate`.
+
+    Inspection only reads: the model is not changed (a stateful layer starts
+    from its current states, which stay as they were), and calls from
+    several threads at once each get their own values.
 
     Layer names are unique and stable: the layer's name, prefixed by the
     names of the nested models and `Bidirectional` wrappers around it
@@ -417,15 +421,19 @@ def gate_activations(model, inputs, batch_size=None):
     Args:
         model: A Keras model, or one of our RNN layers.
         inputs: Inputs the model accepts: an array `(batch, timesteps,
-            features)` for a single-input model, or a list/dict of arrays.
+            features)` for a single-input model, or a list/dict of arrays;
+            or a `tf.data.Dataset` or another iterable of such batches
+            (each element `x` or a tuple `(x, y)` / `(x, y, sample_weight)`,
+            as `model.predict` takes them).
         batch_size: Number of sequences per model call, or `None` (default)
-            for all at once. The results are concatenated along the batch
-            axis.
+            for all at once (for arrays; a dataset brings its own batches).
+            The results are concatenated along the batch axis.
 
     Returns:
         `{layer name: {gate name: NumPy array (batch, time, units)}}`, with
-        the gate names `input_gate`, `forget_gate`, `output_gate`,
-        `candidate`, `cell_state` and `hidden_state`.
+        the gate names of the cell (`cell.value_names`): `input_gate`,
+        `forget_gate`, `output_gate`, `candidate`, `cell_state` and
+        `hidden_state` for our LSTM cells.
 
     Raises:
         ValueError: If the model holds none of our cells, if `inputs` do not
@@ -443,7 +451,8 @@ def gate_activations(model, inputs, batch_size=None):
     >>> gates["peephole_lstm"]["forget_gate"].shape
     (5, 20, 8)
     """
-    require_variant_rnn_layers(model)
+    sites = sites_lib.find_sites(model)
+    sites_lib.require_ours(model, sites)
     if batch_size is not None and (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, numbers.Integral)
@@ -453,25 +462,26 @@ def gate_activations(model, inputs, batch_size=None):
             "Argument `batch_size` must be a positive integer or None; "
             f"received batch_size={batch_size!r}."
         )
-    arrays = check_model_inputs(model, inputs)
-    total = keras.tree.flatten(arrays)[0].shape[0]
-    step = total if batch_size is None else int(batch_size)
-    chunks = []
-    for start in range(0, total, step):
-        batch = keras.tree.map_structure(
-            operator.itemgetter(slice(start, start + step)), arrays
-        )
-        recorded = record_call(model, batch)
-        chunks.append(
-            {
-                name: {gate: ops.convert_to_numpy(v) for gate, v in gates.items()}
-                for name, gates in recorded.items()
-            }
-        )
+    if _is_stream(inputs):
+        batches = [
+            check_model_inputs(model, batch, sites, argument="inputs (a batch)")
+            for batch in _batches(inputs, "inputs")
+        ]
+        if not batches:
+            raise ValueError("Argument `inputs` yielded no batch.")
+    else:
+        arrays = check_model_inputs(model, inputs, sites)
+        total = tree.flatten(arrays)[0].shape[0]
+        step = total if batch_size is None else int(batch_size)
+        batches = [
+            tree.map_structure(operator.itemgetter(slice(start, start + step)), arrays)
+            for start in range(0, total, step)
+        ]
+    chunks = [_as_numpy(record_call(model, batch, sites)) for batch in batches]
     return {
         name: {
-            gate: np.concatenate([chunk[name][gate] for chunk in chunks], axis=0)
-            for gate in GATE_NAMES
+            value: np.concatenate([chunk[name][value] for chunk in chunks], axis=0)
+            for value in values
         }
-        for name in chunks[0]
+        for name, values in chunks[0].items()
     }

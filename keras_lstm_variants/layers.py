@@ -1,90 +1,111 @@
 """Ready layers: `keras.layers.RNN` subclasses around each cell.
 
-Like `keras.layers.LSTM`, each layer takes its cell's arguments and RNN's own,
-builds the cell itself, exposes the cell's arguments as read-only properties
-and serializes to one flat config.
+Like `keras.layers.LSTM`, each layer takes its cell's arguments and RNN's own
+in an explicit signature, builds the cell itself, exposes each cell argument
+as a read-only property and serializes to one flat config.
 """
 
-import inspect
+import warnings
 
 import keras
-from keras import tree
 
 from keras_lstm_variants import fast_path
 from keras_lstm_variants import validation
+from keras_lstm_variants.cells import PEEPHOLE_ARGUMENTS
 from keras_lstm_variants.cells import CoupledLSTMCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
 
-_LAYER_DOC = """
-        return_sequences: Boolean. Whether to return the whole output sequence
-            or only the last output. Default: `False`.
-        return_state: Boolean. Whether to return the final states `h` and
-            `c` after the output. Default: `False`.
-        go_backwards: Boolean (default `False`). If `True`, process the
-            sequence backwards and return the reversed sequence.
-        stateful: Boolean (default `False`). If `True`, the final states of
-            each batch are the initial states of the next one.
-        unroll: Boolean (default `False`). If `True`, unroll the loop (faster
-            for short sequences, more memory).
-        zero_output_for_mask: Boolean (default `False`). If `True`, masked
-            steps output zeros instead of repeating the last output.
-        use_fast_path: `"auto"` (default), `True` or `False`. Whether to run
-            the whole-sequence fast path (a custom gradient for the whole
-            sequence with an XLA-compiled backward loop; TensorFlow
-            backend). `"auto"` takes it where it applies and runs
-            the generic `keras.layers.RNN` loop elsewhere; `False` always
-            runs the generic loop; `True` raises a `ValueError` where the
-            fast path cannot apply. It gives the generic loop's numbers; see
-            `keras_lstm_variants.fast_path` for the cases that fall back.
-        **kwargs: Further `keras.layers.RNN` / `Layer` arguments (`name`,
-            `dtype`, `activity_regularizer`, ...).
-
-    Call arguments:
-        inputs: A 3D tensor, with shape `(batch, timesteps, features)`.
-        mask: Boolean tensor of shape `(batch, timesteps)`; `False` steps are
-            skipped (optional, usually set by `Embedding(mask_zero=True)` or
-            `Masking`).
-        training: Python boolean, whether dropout applies (optional).
-        initial_state: List `[h, c]` of initial state tensors (optional;
-            zeros by default).
-"""
+#: The cell arguments every layer takes, after `units`.
+COMMON_CELL_ARGUMENTS = (
+    "units",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "unit_forget_bias",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+)
 
 
-def _cell_argument_names(cell_class):
-    """Names of the arguments a cell class accepts (its own and its base's)."""
-    names = []
-    for klass in reversed(cell_class.__mro__):
-        if "__init__" not in vars(klass) or not hasattr(klass, "coupled"):
-            continue
-        for param in inspect.signature(klass.__init__).parameters.values():
-            positional = param.kind is param.POSITIONAL_OR_KEYWORD
-            if positional and param.name not in ("self", *names):
-                names.append(param.name)
-    if not cell_class.allowed_peephole_gates:
-        names = [n for n in names if not n.startswith("peephole_")]
-    return tuple(names)
+def _cell_property(name):
+    return property(
+        lambda self: getattr(self.cell, name),
+        doc=f"The cell's `{name}` (read-only).",
+    )
 
 
 class LSTMVariantLayer(keras.layers.RNN):
-    """Base class of the layers; subclasses only name their `cell_class`."""
+    """Base class of the layers: an RNN over one of our cells, with a fast path.
+
+    Subclasses name their `cell_class` and `cell_arguments` and pass the cell
+    arguments of their signature to `__init__` as `cell_arguments`.
+
+    Args:
+        cell_arguments: Dict of the cell's arguments (`units` included).
+        return_sequences: Whether to return the whole output sequence.
+        return_state: Whether to return the final states after the output.
+        go_backwards: Whether to process the sequence backwards.
+        stateful: Whether the final states of a batch start the next one.
+        unroll: Whether to unroll the loop.
+        zero_output_for_mask: Whether masked steps output zeros.
+        use_fast_path: `"auto"`, `True` or `False` (see the subclasses).
+        **kwargs: Further `keras.layers.RNN` / `Layer` arguments.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: List `[h, c]` of initial states, or `None`.
+        mask: Boolean `(batch, timesteps)` tensor, or `None`.
+        training: Python boolean, whether dropout applies.
+
+    Example:
+
+    >>> class ForgetOnlyPeepholeLSTM(LSTMVariantLayer):
+    ...     cell_class = PeepholeLSTMCell
+    ...     cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS
+    ...     def __init__(self, units, **kwargs):
+    ...         cells = {"units": units, "peephole_gates": ("forget",)}
+    ...         super().__init__(cells, **kwargs)
+    >>> ForgetOnlyPeepholeLSTM(3)(np.ones((2, 4, 5))).shape
+    (2, 3)
+    """
 
     cell_class = None
+    cell_arguments = COMMON_CELL_ARGUMENTS
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls.cell_arguments = _cell_argument_names(cls.cell_class)
-        for name in cls.cell_arguments:
-            if not hasattr(cls, name):
-                setattr(cls, name, _cell_property(name))
-        if cls.__doc__:
-            cls.__doc__ = cls.__doc__.replace("{layer_args}", _LAYER_DOC)
+    units = _cell_property("units")
+    activation = _cell_property("activation")
+    recurrent_activation = _cell_property("recurrent_activation")
+    use_bias = _cell_property("use_bias")
+    kernel_initializer = _cell_property("kernel_initializer")
+    recurrent_initializer = _cell_property("recurrent_initializer")
+    bias_initializer = _cell_property("bias_initializer")
+    unit_forget_bias = _cell_property("unit_forget_bias")
+    kernel_regularizer = _cell_property("kernel_regularizer")
+    recurrent_regularizer = _cell_property("recurrent_regularizer")
+    bias_regularizer = _cell_property("bias_regularizer")
+    kernel_constraint = _cell_property("kernel_constraint")
+    recurrent_constraint = _cell_property("recurrent_constraint")
+    bias_constraint = _cell_property("bias_constraint")
+    dropout = _cell_property("dropout")
+    recurrent_dropout = _cell_property("recurrent_dropout")
+    seed = _cell_property("seed")
 
     def __init__(
         self,
-        units,
+        cell_arguments,
         return_sequences=False,
         return_state=False,
         go_backwards=False,
@@ -95,15 +116,17 @@ class LSTMVariantLayer(keras.layers.RNN):
         **kwargs,
     ):
         self.use_fast_path = fast_path.check_use_fast_path(use_fast_path)
-        cell_kwargs = {
-            name: kwargs.pop(name) for name in self.cell_arguments if name in kwargs
-        }
+        validation.refuse_arguments(
+            type(self).__name__,
+            kwargs,
+            [a for a in PEEPHOLE_ARGUMENTS if a not in self.cell_arguments],
+            f"{self.cell_class.__name__} has no peepholes: use PeepholeLSTM",
+        )
         cell = self.cell_class(
-            units,
+            **cell_arguments,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="cell",
-            **{k: v for k, v in cell_kwargs.items() if k != "units"},
         )
         super().__init__(
             cell,
@@ -115,6 +138,7 @@ class LSTMVariantLayer(keras.layers.RNN):
             zero_output_for_mask=zero_output_for_mask,
             **kwargs,
         )
+        self.input_spec = keras.InputSpec(ndim=3)
         if self.use_fast_path is True:
             # Fail at construction when nothing about the call can change it.
             self._check_fast_path_possible(fast_path.fallback_reason(self))
@@ -135,8 +159,12 @@ class LSTMVariantLayer(keras.layers.RNN):
         super().build(sequences_shape, initial_state_shape)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        validation.check_sequence_shape(
-            sequences.shape, self.cell.input_dim, self._where()
+        sequences = validation.check_sequences(
+            sequences, self.cell.input_dim, self.compute_dtype, self._where()
+        )
+        validation.check_mask(mask, sequences.shape, self._where())
+        validation.check_initial_state(
+            initial_state, sequences.shape[0], self.cell.state_size, self._where()
         )
         return super().call(
             sequences, initial_state=initial_state, mask=mask, training=training
@@ -156,7 +184,7 @@ class LSTMVariantLayer(keras.layers.RNN):
         return fast_path.fallback_reason(self)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if tree.is_nested(mask):
+        if keras.tree.is_nested(mask):
             mask = mask[0]
         reason = self.fast_path_fallback_reason()
         if reason is None:
@@ -171,21 +199,36 @@ class LSTMVariantLayer(keras.layers.RNN):
         config = super().get_config()
         config["use_fast_path"] = self.use_fast_path
         cell_config = config.pop("cell")["config"]
-        config.update(
-            {name: cell_config[name] for name in self.cell_arguments}
-        )
+        config.update({name: cell_config[name] for name in self.cell_arguments})
         return config
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if config.get("use_fast_path") is True:
+            reason = fast_path.backend_reason()
+            if reason is not None:
+                # A saved file cannot be changed by its reader: load it with
+                # the generic loop rather than refuse it.
+                warnings.warn(
+                    f"{cls.__name__} '{config.get('name')}' was saved with "
+                    f"use_fast_path=True, but {reason}; it is loaded with "
+                    "use_fast_path='auto' (the generic loop, same numbers).",
+                    stacklevel=2,
+                )
+                config["use_fast_path"] = "auto"
         return cls(**config)
 
 
-def _cell_property(name):
-    return property(
-        lambda self: getattr(self.cell, name),
-        doc=f"The cell's `{name}` (read-only).",
-    )
+class _PeepholeLayer(LSTMVariantLayer):
+    """The peephole arguments' properties, shared by the layers that take them."""
+
+    cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS
+
+    peephole_gates = _cell_property("peephole_gates")
+    peephole_initializer = _cell_property("peephole_initializer")
+    peephole_regularizer = _cell_property("peephole_regularizer")
+    peephole_constraint = _cell_property("peephole_constraint")
 
 
 @_register
@@ -196,11 +239,61 @@ class StandardLSTM(LSTMVariantLayer):
 
     Args:
         units: Positive integer, dimensionality of the output space.
-        **cell arguments: Everything `StandardLSTMCell` takes
-            (`activation`, `recurrent_activation`, `use_bias`, the
-            initializers, regularizers and constraints, `unit_forget_bias`,
-            `dropout`, `recurrent_dropout`, `seed`), readable afterwards as
-            properties of the layer.{layer_args}
+        activation: Activation `φ` for the candidate and the cell state.
+            Default: `"tanh"`. `None` means linear.
+        recurrent_activation: Activation `σ` for the gates. Default:
+            `"sigmoid"`. `None` means linear.
+        use_bias: Boolean (default `True`), whether the cell uses a bias vector.
+        kernel_initializer: Initializer for `kernel`. Default:
+            `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel`. Default:
+            `"orthogonal"`.
+        bias_initializer: Initializer for `bias`. Default: `"zeros"`.
+        unit_forget_bias: Boolean (default `True`). If `True`, the forget block
+            of the bias starts at 1 (Jozefowicz et al., 2015).
+        kernel_regularizer: Regularizer for `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer for `recurrent_kernel`.
+            Default: `None`.
+        bias_regularizer: Regularizer for `bias`. Default: `None`.
+        kernel_constraint: Constraint for `kernel`. Default: `None`.
+        recurrent_constraint: Constraint for `recurrent_kernel`.
+            Default: `None`.
+        bias_constraint: Constraint for `bias`. Default: `None`.
+        dropout: Float in [0, 1). Fraction of the input units to drop.
+            Default: 0.
+        recurrent_dropout: Float in [0, 1). Fraction of the recurrent units
+            to drop. Default: 0.
+        seed: Random seed for dropout.
+        return_sequences: Boolean. Whether to return the whole output sequence
+            or only the last output. Default: `False`.
+        return_state: Boolean. Whether to return the final states `h` and
+            `c` after the output. Default: `False`.
+        go_backwards: Boolean (default `False`). If `True`, process the
+            sequence backwards and return the reversed sequence.
+        stateful: Boolean (default `False`). If `True`, the final states of
+            each batch are the initial states of the next one.
+        unroll: Boolean (default `False`). If `True`, unroll the loop (faster
+            for short sequences, more memory).
+        zero_output_for_mask: Boolean (default `False`). If `True`, masked
+            steps output zeros instead of repeating the last output.
+        use_fast_path: `"auto"` (default), `True` or `False`. Whether to run
+            the whole-sequence fast path (TensorFlow backend; see
+            `keras_lstm_variants.fast_path`). `"auto"` takes it where it
+            applies, `False` always runs the generic `keras.layers.RNN`
+            loop, `True` raises a `ValueError` where it cannot apply. Both
+            give the same numbers.
+        **kwargs: Further `keras.layers.RNN` / `Layer` arguments (`name`,
+            `dtype`, `activity_regularizer`, ...).
+
+    Call arguments:
+        inputs: A 3D tensor, with shape `(batch, timesteps, features)`.
+        mask: Boolean tensor of shape `(batch, timesteps)`; `False` steps are
+            skipped (optional, usually set by `Embedding(mask_zero=True)` or
+            `Masking`).
+        training: Python boolean, whether dropout applies (optional).
+        initial_state: List `[h, c]` of initial state tensors (optional;
+            zeros by default).
+
     Example:
 
     >>> inputs = np.random.random((32, 10, 8))
@@ -210,19 +303,133 @@ class StandardLSTM(LSTMVariantLayer):
 
     cell_class = StandardLSTMCell
 
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        use_fast_path="auto",
+        **kwargs,
+    ):
+        super().__init__(
+            {
+                "units": units,
+                "activation": activation,
+                "recurrent_activation": recurrent_activation,
+                "use_bias": use_bias,
+                "kernel_initializer": kernel_initializer,
+                "recurrent_initializer": recurrent_initializer,
+                "bias_initializer": bias_initializer,
+                "unit_forget_bias": unit_forget_bias,
+                "kernel_regularizer": kernel_regularizer,
+                "recurrent_regularizer": recurrent_regularizer,
+                "bias_regularizer": bias_regularizer,
+                "kernel_constraint": kernel_constraint,
+                "recurrent_constraint": recurrent_constraint,
+                "bias_constraint": bias_constraint,
+                "dropout": dropout,
+                "recurrent_dropout": recurrent_dropout,
+                "seed": seed,
+            },
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            use_fast_path=use_fast_path,
+            **kwargs,
+        )
+
 
 @_register
-class PeepholeLSTM(LSTMVariantLayer):
+class PeepholeLSTM(_PeepholeLayer):
     """Peephole LSTM layer: `keras.layers.RNN` over a `PeepholeLSTMCell`.
 
     Args:
         units: Positive integer, dimensionality of the output space.
         peephole_gates: Subset of `("input", "forget", "output")` that read
             the cell state. Default: all three.
-        **cell arguments: Everything `PeepholeLSTMCell` takes (those of
-            `keras.layers.LSTMCell` plus `peephole_initializer`,
-            `peephole_regularizer`, `peephole_constraint`), readable
-            afterwards as properties of the layer.{layer_args}
+        activation: Activation `φ` for the candidate and the cell state.
+            Default: `"tanh"`. `None` means linear.
+        recurrent_activation: Activation `σ` for the gates. Default:
+            `"sigmoid"`. `None` means linear.
+        use_bias: Boolean (default `True`), whether the cell uses a bias vector.
+        kernel_initializer: Initializer for `kernel`. Default:
+            `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel`. Default:
+            `"orthogonal"`.
+        bias_initializer: Initializer for `bias`. Default: `"zeros"`.
+        peephole_initializer: Initializer for the peephole vectors (each gets
+            its own draw). Default: `"glorot_uniform"`.
+        unit_forget_bias: Boolean (default `True`). If `True`, the forget block
+            of the bias starts at 1 (Jozefowicz et al., 2015).
+        kernel_regularizer: Regularizer for `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer for `recurrent_kernel`.
+            Default: `None`.
+        bias_regularizer: Regularizer for `bias`. Default: `None`.
+        peephole_regularizer: Regularizer for the peephole vectors.
+            Default: `None`.
+        kernel_constraint: Constraint for `kernel`. Default: `None`.
+        recurrent_constraint: Constraint for `recurrent_kernel`.
+            Default: `None`.
+        bias_constraint: Constraint for `bias`. Default: `None`.
+        peephole_constraint: Constraint for the peephole vectors.
+            Default: `None`.
+        dropout: Float in [0, 1). Fraction of the input units to drop.
+            Default: 0.
+        recurrent_dropout: Float in [0, 1). Fraction of the recurrent units
+            to drop. Default: 0.
+        seed: Random seed for dropout.
+        return_sequences: Boolean. Whether to return the whole output sequence
+            or only the last output. Default: `False`.
+        return_state: Boolean. Whether to return the final states `h` and
+            `c` after the output. Default: `False`.
+        go_backwards: Boolean (default `False`). If `True`, process the
+            sequence backwards and return the reversed sequence.
+        stateful: Boolean (default `False`). If `True`, the final states of
+            each batch are the initial states of the next one.
+        unroll: Boolean (default `False`). If `True`, unroll the loop (faster
+            for short sequences, more memory).
+        zero_output_for_mask: Boolean (default `False`). If `True`, masked
+            steps output zeros instead of repeating the last output.
+        use_fast_path: `"auto"` (default), `True` or `False`. Whether to run
+            the whole-sequence fast path (TensorFlow backend; see
+            `keras_lstm_variants.fast_path`). `"auto"` takes it where it
+            applies, `False` always runs the generic `keras.layers.RNN`
+            loop, `True` raises a `ValueError` where it cannot apply. Both
+            give the same numbers.
+        **kwargs: Further `keras.layers.RNN` / `Layer` arguments (`name`,
+            `dtype`, `activity_regularizer`, ...).
+
+    Call arguments:
+        inputs: A 3D tensor, with shape `(batch, timesteps, features)`.
+        mask: Boolean tensor of shape `(batch, timesteps)`; `False` steps are
+            skipped (optional).
+        training: Python boolean, whether dropout applies (optional).
+        initial_state: List `[h, c]` of initial state tensors (optional;
+            zeros by default).
+
     Example:
 
     >>> inputs = np.random.random((32, 10, 8))
@@ -233,17 +440,141 @@ class PeepholeLSTM(LSTMVariantLayer):
 
     cell_class = PeepholeLSTMCell
 
+    def __init__(
+        self,
+        units,
+        peephole_gates=("input", "forget", "output"),
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        peephole_initializer="glorot_uniform",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        peephole_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        peephole_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        use_fast_path="auto",
+        **kwargs,
+    ):
+        super().__init__(
+            {
+                "units": units,
+                "peephole_gates": peephole_gates,
+                "activation": activation,
+                "recurrent_activation": recurrent_activation,
+                "use_bias": use_bias,
+                "kernel_initializer": kernel_initializer,
+                "recurrent_initializer": recurrent_initializer,
+                "bias_initializer": bias_initializer,
+                "peephole_initializer": peephole_initializer,
+                "unit_forget_bias": unit_forget_bias,
+                "kernel_regularizer": kernel_regularizer,
+                "recurrent_regularizer": recurrent_regularizer,
+                "bias_regularizer": bias_regularizer,
+                "peephole_regularizer": peephole_regularizer,
+                "kernel_constraint": kernel_constraint,
+                "recurrent_constraint": recurrent_constraint,
+                "bias_constraint": bias_constraint,
+                "peephole_constraint": peephole_constraint,
+                "dropout": dropout,
+                "recurrent_dropout": recurrent_dropout,
+                "seed": seed,
+            },
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            use_fast_path=use_fast_path,
+            **kwargs,
+        )
+
 
 @_register
-class CoupledLSTM(LSTMVariantLayer):
+class CoupledLSTM(_PeepholeLayer):
     """Coupled input-forget gate LSTM layer over a `CoupledLSTMCell`.
 
     Args:
         units: Positive integer, dimensionality of the output space.
         peephole_gates: Optional subset of `("forget", "output")`.
             Default: none.
-        **cell arguments: Everything `CoupledLSTMCell` takes, readable
-            afterwards as properties of the layer.{layer_args}
+        activation: Activation `φ` for the candidate and the cell state.
+            Default: `"tanh"`. `None` means linear.
+        recurrent_activation: Activation `σ` for the gates. Default:
+            `"sigmoid"`. `None` means linear.
+        use_bias: Boolean (default `True`), whether the cell uses a bias vector.
+        kernel_initializer: Initializer for `kernel`. Default:
+            `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel`. Default:
+            `"orthogonal"`.
+        bias_initializer: Initializer for `bias`. Default: `"zeros"`.
+        peephole_initializer: Initializer for the peephole vectors (each gets
+            its own draw). Default: `"glorot_uniform"`.
+        unit_forget_bias: Boolean (default `True`). If `True`, the forget block
+            of the bias starts at 1 (Jozefowicz et al., 2015).
+        kernel_regularizer: Regularizer for `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer for `recurrent_kernel`.
+            Default: `None`.
+        bias_regularizer: Regularizer for `bias`. Default: `None`.
+        peephole_regularizer: Regularizer for the peephole vectors.
+            Default: `None`.
+        kernel_constraint: Constraint for `kernel`. Default: `None`.
+        recurrent_constraint: Constraint for `recurrent_kernel`.
+            Default: `None`.
+        bias_constraint: Constraint for `bias`. Default: `None`.
+        peephole_constraint: Constraint for the peephole vectors.
+            Default: `None`.
+        dropout: Float in [0, 1). Fraction of the input units to drop.
+            Default: 0.
+        recurrent_dropout: Float in [0, 1). Fraction of the recurrent units
+            to drop. Default: 0.
+        seed: Random seed for dropout.
+        return_sequences: Boolean. Whether to return the whole output sequence
+            or only the last output. Default: `False`.
+        return_state: Boolean. Whether to return the final states `h` and
+            `c` after the output. Default: `False`.
+        go_backwards: Boolean (default `False`). If `True`, process the
+            sequence backwards and return the reversed sequence.
+        stateful: Boolean (default `False`). If `True`, the final states of
+            each batch are the initial states of the next one.
+        unroll: Boolean (default `False`). If `True`, unroll the loop (faster
+            for short sequences, more memory).
+        zero_output_for_mask: Boolean (default `False`). If `True`, masked
+            steps output zeros instead of repeating the last output.
+        use_fast_path: `"auto"` (default), `True` or `False`. Whether to run
+            the whole-sequence fast path (TensorFlow backend; see
+            `keras_lstm_variants.fast_path`). `"auto"` takes it where it
+            applies, `False` always runs the generic `keras.layers.RNN`
+            loop, `True` raises a `ValueError` where it cannot apply. Both
+            give the same numbers.
+        **kwargs: Further `keras.layers.RNN` / `Layer` arguments (`name`,
+            `dtype`, `activity_regularizer`, ...).
+
+    Call arguments:
+        inputs: A 3D tensor, with shape `(batch, timesteps, features)`.
+        mask: Boolean tensor of shape `(batch, timesteps)`; `False` steps are
+            skipped (optional).
+        training: Python boolean, whether dropout applies (optional).
+        initial_state: List `[h, c]` of initial state tensors (optional;
+            zeros by default).
+
     Example:
 
     >>> inputs = np.random.random((32, 10, 8))
@@ -253,3 +584,69 @@ class CoupledLSTM(LSTMVariantLayer):
     """
 
     cell_class = CoupledLSTMCell
+
+    def __init__(
+        self,
+        units,
+        peephole_gates=(),
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        peephole_initializer="glorot_uniform",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        peephole_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        peephole_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        use_fast_path="auto",
+        **kwargs,
+    ):
+        super().__init__(
+            {
+                "units": units,
+                "peephole_gates": peephole_gates,
+                "activation": activation,
+                "recurrent_activation": recurrent_activation,
+                "use_bias": use_bias,
+                "kernel_initializer": kernel_initializer,
+                "recurrent_initializer": recurrent_initializer,
+                "bias_initializer": bias_initializer,
+                "peephole_initializer": peephole_initializer,
+                "unit_forget_bias": unit_forget_bias,
+                "kernel_regularizer": kernel_regularizer,
+                "recurrent_regularizer": recurrent_regularizer,
+                "bias_regularizer": bias_regularizer,
+                "peephole_regularizer": peephole_regularizer,
+                "kernel_constraint": kernel_constraint,
+                "recurrent_constraint": recurrent_constraint,
+                "bias_constraint": bias_constraint,
+                "peephole_constraint": peephole_constraint,
+                "dropout": dropout,
+                "recurrent_dropout": recurrent_dropout,
+                "seed": seed,
+            },
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            use_fast_path=use_fast_path,
+            **kwargs,
+        )

@@ -60,9 +60,20 @@ def test_coupled_cell_rejects_an_input_peephole(cls):
         cls(4, peephole_gates=("input", "forget"))
 
 
-def test_standard_cell_rejects_peepholes():
-    with pytest.raises(ValueError, match=r"may not hold 'forget'.*PeepholeLSTMCell"):
-        klv.StandardLSTMCell(4, peephole_gates=("forget",))
+@pytest.mark.parametrize("cls", [klv.StandardLSTMCell, klv.StandardLSTM])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("peephole_gates", ("forget",)),
+        ("peephole_initializer", "zeros"),
+        ("peephole_regularizer", "l2"),
+        ("peephole_constraint", "non_neg"),
+    ],
+)
+def test_standard_cell_and_layer_refuse_peephole_arguments_alike(cls, name, value):
+    # Issue 10.8: the cell used to accept and drop `peephole_initializer`.
+    with pytest.raises(TypeError, match=rf"takes no argument `{name}`.*PeepholeLSTM"):
+        cls(4, **{name: value})
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -81,9 +92,7 @@ def test_dropout_rates_must_lie_in_unit_interval(variant, name, value, error):
 @pytest.mark.parametrize("shape", [(5, 3), (2, 5, 3, 1), (3,)])
 def test_layer_input_must_have_rank_3(variant, shape):
     layer = LAYER_CLASSES[variant](4)
-    with pytest.raises(
-        ValueError, match=r"rank 3.*\(batch, timesteps, features\).*shape"
-    ):
+    with pytest.raises(ValueError, match=r"expected ndim=3|rank 3"):
         layer(np.zeros(shape, "float32"))
 
 
@@ -98,7 +107,7 @@ def test_layer_input_must_keep_its_feature_size(variant):
 
 
 def test_symbolic_input_with_wrong_rank_fails_when_the_model_is_built():
-    with pytest.raises(ValueError, match=r"rank 3"):
+    with pytest.raises(ValueError, match=r"expected ndim=3|rank 3"):
         klv.CoupledLSTM(4)(keras.Input((5,)))
 
 
@@ -120,3 +129,74 @@ def test_rnn_over_our_cell_rejects_a_changed_feature_size():
     rnn(np.zeros((2, 5, 3), "float32"))
     with pytest.raises(ValueError, match=r"built for inputs with 3 features"):
         rnn(np.zeros((2, 5, 2), "float32"))
+
+
+# Issue 10.15: a named error, raised before any backend op, for each bad call.
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_zero_length_sequences(variant):
+    layer = LAYER_CLASSES[variant](4)
+    with pytest.raises(ValueError, match=r"at least one time step.*\(2, 0, 3\)"):
+        layer(np.zeros((2, 0, 3), "float32"))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_string_inputs(variant):
+    layer = LAYER_CLASSES[variant](4)
+    strings = keras.ops.convert_to_tensor(np.zeros((2, 5, 3)), "float32")
+    with pytest.raises(TypeError, match=r"numeric inputs.*dtype string"):
+        layer.call(_as_strings(strings))
+
+
+def _as_strings(tensor):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("only TensorFlow has string tensors")
+    import tensorflow as tf
+
+    return tf.strings.as_string(tensor)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_mask_of_the_wrong_shape(variant):
+    layer = LAYER_CLASSES[variant](4)
+    x = np.zeros((2, 5, 3), "float32")
+    for mask in (np.ones((2, 4), bool), np.ones((3, 5), bool), np.ones((2,), bool)):
+        with pytest.raises(ValueError, match=r"mask of shape \(batch, timesteps\)"):
+            layer(x, mask=mask)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_initial_state_of_the_wrong_width_or_count(variant):
+    layer = LAYER_CLASSES[variant](4)
+    x = np.zeros((2, 5, 3), "float32")
+    h = np.zeros((2, 4), "float32")
+    with pytest.raises(ValueError, match=r"expects 2 initial state\(s\).*received 1"):
+        layer(x, initial_state=[h])
+    with pytest.raises(ValueError, match=r"initial state 1 of shape \(batch, 4\)"):
+        layer(x, initial_state=[h, np.zeros((2, 5), "float32")])
+    with pytest.raises(ValueError, match=r"batch size 2"):
+        layer(x, initial_state=[h, np.zeros((3, 4), "float32")])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8"])
+def test_integer_inputs_are_cast_like_keras_lstm(variant, dtype):
+    # Issue 10.5: the fast path's raw matmul refused integer inputs.
+    x = np.array([[[1, 2], [3, 4]], [[5, 6], [7, 0]]], dtype)
+    ours = LAYER_CLASSES[variant](3, use_fast_path=False)
+    expected = keras.ops.convert_to_numpy(ours(x.astype("float32")))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)), expected, atol=1e-6)
+    if keras.backend.backend() == "tensorflow":
+        fast = LAYER_CLASSES[variant](3, use_fast_path=True)
+        fast.build(x.shape)
+        fast.set_weights(ours.get_weights())
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(fast(x)), expected, atol=1e-6
+        )
+        model = keras.Sequential([keras.Input((5, 3), dtype="int32"), fast_copy(fast)])
+        assert model(np.ones((1, 5, 3), "int32")).shape == (1, 3)
+
+
+def fast_copy(layer):
+    return type(layer).from_config({**layer.get_config(), "name": "copy"})

@@ -23,8 +23,9 @@ from numpy_reference import lstm_step
 from numpy_reference import to_numpy
 
 import keras_lstm_variants as klv
-from keras_lstm_variants import export as klv_export
+from keras_lstm_variants import equations
 from keras_lstm_variants import inspection
+from keras_lstm_variants import sites
 
 FEATURES = 3
 #: (batch, time) pairs fed after export: none of them is seen at export time.
@@ -122,7 +123,7 @@ def reference_gates(x, cell, coupled, h0=None, c0=None):
 
 def _expected_gates(kind, model, x):
     """Expected `gates` signature outputs, keyed by the documented rule."""
-    key = klv_export.signature_key
+    key = sites.signature_key
     if kind == "plain":
         ref = {"peephole": reference_gates(x, model.layers[1].cell, False)}
     elif kind == "bidirectional":
@@ -381,12 +382,12 @@ def reloaded(tmp_path_factory):
 
 def _state_keys(model):
     """`{signature key: units}` of every state of the stateful model."""
-    key = klv_export.signature_key
+    key = sites.signature_key
     keys = {}
     for name, cell in (("first", None), ("stack/low", 0), ("stack/high", 1)):
         layer = model.get_layer(name.split("/")[0])
         units = layer.cell.units if cell is None else layer.cell.cells[cell].units
-        for state in klv_export.STATE_NAMES:
+        for state in equations.STATE_NAMES:
             keys[key(name, state)] = units
     return keys
 
@@ -484,7 +485,7 @@ def test_tflite_unrolled_layer_keeps_a_dynamic_batch(reloaded):
 
 def _stateful_reference(model, x, starts=None):
     """Float64 gates of the stateful model's three cells, chained."""
-    key = klv_export.signature_key
+    key = sites.signature_key
     starts = starts or {}
 
     def run(name, cell, inputs, coupled):
@@ -511,8 +512,8 @@ def test_stateful_export_carries_states_as_inputs_and_outputs(reloaded):
         first["output_0"], ref["stack/high"]["hidden_state"][:, :4], atol=1e-5
     )
     for name, gates in ref.items():
-        for state in klv_export.STATE_NAMES:
-            got = first[klv_export.signature_key(name, state)]
+        for state in equations.STATE_NAMES:
+            got = first[sites.signature_key(name, state)]
             np.testing.assert_allclose(got, gates[state][:, 3], atol=1e-5)
     # No state hides in variables: the same call gives the same answer.
     again = reloaded.outputs("stateful/again")
@@ -539,7 +540,7 @@ def test_stateful_export_starts_from_the_given_states(reloaded):
     for name, values in ref.items():
         for gate in klv.GATE_NAMES:
             np.testing.assert_allclose(
-                gates[klv_export.signature_key(name, gate)], values[gate], atol=1e-5
+                gates[sites.signature_key(name, gate)], values[gate], atol=1e-5
             )
 
 
@@ -549,7 +550,7 @@ def test_stateful_tflite_streams_in_chunks(reloaded):
     chunks = [reloaded.outputs("tflite/stateful", prefix=f"{k}/") for k in (0, 1)]
     got = np.concatenate([c["output_0"] for c in chunks], axis=1)
     np.testing.assert_allclose(got, ref["stack/high"]["hidden_state"], atol=1e-4)
-    final = chunks[1][klv_export.signature_key("first", "cell_state")]
+    final = chunks[1][sites.signature_key("first", "cell_state")]
     np.testing.assert_allclose(final, ref["first"]["cell_state"][:, -1], atol=1e-4)
 
 
@@ -568,7 +569,7 @@ def test_foreign_stateful_rnn_is_refused(tmp_path):
 
 
 def test_signature_key_rule():
-    key = klv_export.signature_key
+    key = sites.signature_key
     assert key("peephole_lstm", "forget_gate") == "peephole_lstm__forget_gate"
     assert key("outer/bidi/backward_x", "candidate") == (
         "outer__bidi__backward_x__candidate"

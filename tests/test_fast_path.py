@@ -208,8 +208,8 @@ def test_falls_back(kernel_calls, kwargs, reason):
 
 def test_falls_back_for_a_cell_that_overrides_its_step(kernel_calls):
     class Custom(klv.StandardLSTMCell):
-        def gate_step(self, z, c_prev):
-            return super().gate_step(z, c_prev)
+        def gate_values(self, inputs, states, training=False):
+            return super().gate_values(inputs, states, training)
 
     class CustomLayer(klv.StandardLSTM):
         cell_class = Custom

@@ -334,3 +334,121 @@ def test_empty_batch_and_none_and_strings():
 def test_wrong_number_of_inputs():
     with pytest.raises(ValueError, match=r"holds 2 array\(s\) but .* has 1 input"):
         gate_activations(_model(), [sequences(0), sequences(1)])
+
+
+# Issue 10.1 and 10.2: inspection only reads.
+
+
+def test_concurrent_inspection_from_threads_gets_its_own_values():
+    import concurrent.futures
+
+    layer = klv.PeepholeLSTM(4, return_sequences=True)
+    model = keras.Sequential([keras.Input((6, 4)), layer])
+    randomize_weights(layer, seed=21)
+    requests = [sequences(100 + k, batch=2) for k in range(24)]
+    expected = [reference_gates(x, layer.cell) for x in requests]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda x: gate_activations(model, x), requests))
+
+    for got, want in zip(results, expected, strict=True):
+        assert_gates_close(got[layer.name], want)
+    # Nothing is left on the layer: its `call` is the class's again.
+    assert "call" not in vars(layer)
+
+
+def test_inspection_leaves_no_call_behind_after_an_error():
+    layer = klv.StandardLSTM(3)
+    model = keras.Sequential([keras.Input((6, 4)), layer])
+    with pytest.raises(ValueError):
+        gate_activations(model, np.zeros((2, 6, 5), "float32"))
+    from keras_lstm_variants import inspection
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with inspection.record_gates(model):
+            raise RuntimeError("boom")
+    assert "call" not in vars(layer)
+
+
+def test_other_threads_run_the_model_as_usual_while_one_records():
+    import threading
+
+    from keras_lstm_variants import inspection
+
+    layer = klv.CoupledLSTM(3, return_sequences=True)
+    model = keras.Sequential([keras.Input((6, 4)), layer])
+    x = sequences(30)
+    expected = to_numpy(model(x))
+    seen = {}
+
+    def other():
+        with inspection.record_gates(model) as recorded_elsewhere:
+            pass
+        seen["recorded"] = recorded_elsewhere
+        seen["output"] = to_numpy(model(x))
+
+    with inspection.record_gates(model) as recorded:
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        model(x)
+    assert seen["recorded"] == {}
+    np.testing.assert_allclose(seen["output"], expected, atol=1e-6)
+    assert list(recorded) == [layer.name]
+
+
+@pytest.mark.parametrize("variant", ["standard", "peephole", "coupled"])
+def test_stateful_layers_are_read_not_advanced(variant):
+    x = sequences(40, batch=2)
+    layer = LAYER_CLASSES[variant](3, stateful=True, return_sequences=True)
+    plain = keras.layers.LSTM(2, stateful=True)
+    model = keras.Sequential([keras.Input(x.shape[1:], batch_size=2), layer, plain])
+    randomize_weights(layer, seed=41)
+    model(x)  # the states are now those after one chunk
+    before = [to_numpy(v) for v in (*layer.states, *plain.states)]
+
+    gates = gate_activations(model, x)[layer.name]
+
+    after = [to_numpy(v) for v in (*layer.states, *plain.states)]
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # They start from the current states: the next chunk's outputs.
+    np.testing.assert_allclose(
+        gates["hidden_state"], to_numpy(layer(x)), atol=1e-6, rtol=0
+    )
+    with pytest.raises(ValueError, match=r"states for batches of 2.*inputs hold 3"):
+        gate_activations(model, sequences(42, batch=3))
+
+
+# Issue 10.15: datasets and generators.
+
+
+def test_generators_and_datasets_give_the_arrays_result():
+    layer = klv.StandardLSTM(3, return_sequences=True)
+    model = keras.Sequential([keras.Input((6, 4)), layer])
+    x = sequences(50, batch=5)
+    whole = gate_activations(model, x)[layer.name]
+
+    def batches():
+        yield x[:2], np.zeros(2)  # (x, y) as fit and predict take them
+        yield x[2:]
+
+    from_generator = gate_activations(model, batches())[layer.name]
+    for gate in GATE_NAMES:
+        np.testing.assert_allclose(from_generator[gate], whole[gate], atol=1e-6)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(5))).batch(2)
+        from_dataset = gate_activations(model, dataset)[layer.name]
+        for gate in GATE_NAMES:
+            np.testing.assert_allclose(from_dataset[gate], whole[gate], atol=1e-6)
+    with pytest.raises(ValueError, match="yielded no batch"):
+        gate_activations(model, iter([]))
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(None, 6, 4\)"):
+        gate_activations(model, iter([np.zeros((2, 6, 5), "float32")]))
+
+
+def test_zero_length_sequences_are_refused():
+    with pytest.raises(ValueError, match="at least one time step"):
+        gate_activations(_model(time=None), np.zeros((2, 0, 4), "float32"))

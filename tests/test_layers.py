@@ -212,3 +212,49 @@ def test_layer_learns_a_small_task(variant, policy):
     after = model.evaluate(x, y, verbose=0)
     assert np.isfinite(after)
     assert after < 0.5 * before, (before, after)
+
+
+# Issue 10.4: every peephole vector gets its own draw.
+
+
+@pytest.mark.parametrize(
+    "cls, gates",
+    [
+        (klv.PeepholeLSTMCell, ("input", "forget", "output")),
+        (klv.CoupledLSTMCell, ("forget", "output")),
+    ],
+)
+@pytest.mark.parametrize(
+    "initializer", ["glorot_uniform", keras.initializers.RandomNormal()]
+)
+def test_peephole_vectors_start_different_and_reproducible(cls, gates, initializer):
+    def draw():
+        keras.utils.set_random_seed(7)
+        cell = cls(6, peephole_gates=gates, peephole_initializer=initializer)
+        cell.build((None, 3))
+        return [
+            keras.ops.convert_to_numpy(getattr(cell, f"{g}_gate_peephole_weights"))
+            for g in gates
+        ]
+
+    first = draw()
+    for a in range(len(first)):
+        for b in range(a):
+            assert not np.allclose(first[a], first[b]), (gates[a], gates[b])
+    for again, original in zip(draw(), first, strict=True):
+        np.testing.assert_array_equal(again, original)
+
+
+def test_seeded_peephole_initializer_keeps_its_first_draw():
+    init = keras.initializers.RandomNormal(seed=3)
+    cell = klv.PeepholeLSTMCell(5, peephole_initializer=init)
+    cell.build((None, 2))
+    expected = keras.ops.convert_to_numpy(
+        keras.initializers.RandomNormal(seed=3)((5,))
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(cell.input_gate_peephole_weights), expected
+    )
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(cell.forget_gate_peephole_weights), expected
+    )

@@ -109,3 +109,49 @@ def test_keras_file_reloads_in_a_fresh_process_without_custom_objects(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout and "PeepholeLSTM" in result.stdout
+
+
+# Issue 10.7: a file saved with use_fast_path=True loads on every backend.
+
+
+def test_use_fast_path_true_loads_on_any_backend(tmp_path):
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    if keras.backend.backend() != "tensorflow":
+        config = {"units": 3, "use_fast_path": True, "name": "fast"}
+        with pytest.warns(UserWarning, match="use_fast_path=True.*generic loop"):
+            layer = klv.CoupledLSTM.from_config(config)
+        assert layer.use_fast_path == "auto"
+        assert layer(x).shape == (2, 3)
+        return
+    layer = klv.CoupledLSTM(3, use_fast_path=True, name="fast")
+    model = keras.Sequential([keras.Input((5, 3)), layer])
+    model.save(tmp_path / "fast.keras")
+    np.save(tmp_path / "y.npy", keras.ops.convert_to_numpy(model(x)))
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(
+        """
+        import sys, warnings
+        import keras
+        import numpy as np
+        import keras_lstm_variants  # noqa: F401
+
+        d = sys.argv[1]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = keras.saving.load_model(d + "/fast.keras")
+        assert any("use_fast_path=True" in str(w.message) for w in caught)
+        got = keras.ops.convert_to_numpy(model(np.load(d + "/x.npy")))
+        np.testing.assert_allclose(got, np.load(d + "/y.npy"), atol=1e-5)
+        print("OK", keras.backend.backend())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK jax" in result.stdout
