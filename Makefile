@@ -7,9 +7,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: test test-torch lint demo tensorboard bench clean
 
-# The tests of the cells and layers themselves, which also run on JAX and PyTorch.
+# The tests of the cells, layers and gate inspection, and the docstring
+# examples, which also run on JAX and PyTorch.
 CORE_TESTS := tests/test_equations.py tests/test_layers.py tests/test_errors.py \
-	tests/test_serialization.py
+	tests/test_serialization.py tests/test_inspection.py \
+	--doctest-modules keras_lstm_variants
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +26,8 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest -n 2 --durations=15 tests
+	$(BIN)/python -m pytest -n 2 --durations=15 tests \
+		--doctest-modules keras_lstm_variants
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 $(CORE_TESTS)
 
 # PyTorch is not in the test extra: PyPI's default build of it is several GB.

@@ -118,7 +118,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
     >>> class ForgetPeepholeCell(LSTMVariantCell):
     ...     allowed_peephole_gates = ("forget",)
     >>> cell = ForgetPeepholeCell(4, peephole_gates=("forget",))
-    >>> keras.layers.RNN(cell)(np.ones((2, 3, 5))).shape
+    >>> tuple(keras.layers.RNN(cell)(np.ones((2, 3, 5))).shape)
     (2, 4)
     """
 
@@ -395,7 +395,7 @@ class StandardLSTMCell(LSTMVariantCell):
 
     >>> inputs = np.random.random((32, 10, 8))
     >>> rnn = keras.layers.RNN(StandardLSTMCell(4))
-    >>> rnn(inputs).shape
+    >>> tuple(rnn(inputs).shape)
     (32, 4)
     """
 
@@ -512,7 +512,7 @@ class PeepholeLSTMCell(LSTMVariantCell):
 
     >>> inputs = np.random.random((32, 10, 8))
     >>> cell = PeepholeLSTMCell(4, peephole_gates=("forget", "output"))
-    >>> keras.layers.RNN(cell, return_sequences=True)(inputs).shape
+    >>> tuple(keras.layers.RNN(cell, return_sequences=True)(inputs).shape)
     (32, 10, 4)
     >>> cell.input_gate_peephole_weights is None
     True
@@ -633,7 +633,7 @@ class CoupledLSTMCell(LSTMVariantCell):
 
     >>> inputs = np.random.random((32, 10, 8))
     >>> cell = CoupledLSTMCell(4)
-    >>> keras.layers.RNN(cell)(inputs).shape
+    >>> tuple(keras.layers.RNN(cell)(inputs).shape)
     (32, 4)
     >>> tuple(cell.kernel.shape)
     (8, 12)

@@ -64,7 +64,7 @@ class ValueCell(keras.layers.Layer):
     >>> site = sites_lib.find_sites(layer)[0]
     >>> rnn = keras.layers.RNN(ValueCell(site), return_sequences=True)
     >>> states = [np.zeros((2, 18)), np.zeros((2, 3)), np.zeros((2, 3))]
-    >>> rnn(np.ones((2, 4, 5)), initial_state=states).shape
+    >>> tuple(rnn(np.ones((2, 4, 5)), initial_state=states).shape)
     (2, 4, 18)
     """
 
@@ -448,7 +448,7 @@ def gate_activations(model, inputs, batch_size=None):
     ...     keras.layers.Dense(1),
     ... ])
     >>> gates = gate_activations(model, np.random.rand(5, 20, 3))
-    >>> gates["peephole_lstm"]["forget_gate"].shape
+    >>> tuple(gates["peephole_lstm"]["forget_gate"].shape)
     (5, 20, 8)
     """
     sites = sites_lib.find_sites(model)

@@ -78,7 +78,7 @@ class LSTMVariantLayer(keras.layers.RNN):
     ...     def __init__(self, units, **kwargs):
     ...         cells = {"units": units, "peephole_gates": ("forget",)}
     ...         super().__init__(cells, **kwargs)
-    >>> ForgetOnlyPeepholeLSTM(3)(np.ones((2, 4, 5))).shape
+    >>> tuple(ForgetOnlyPeepholeLSTM(3)(np.ones((2, 4, 5))).shape)
     (2, 3)
     """
 
@@ -297,7 +297,7 @@ class StandardLSTM(LSTMVariantLayer):
     Example:
 
     >>> inputs = np.random.random((32, 10, 8))
-    >>> StandardLSTM(4)(inputs).shape
+    >>> tuple(StandardLSTM(4)(inputs).shape)
     (32, 4)
     """
 
@@ -434,7 +434,7 @@ class PeepholeLSTM(_PeepholeLayer):
 
     >>> inputs = np.random.random((32, 10, 8))
     >>> layer = PeepholeLSTM(4, peephole_gates=("forget",), return_sequences=True)
-    >>> layer(inputs).shape
+    >>> tuple(layer(inputs).shape)
     (32, 10, 4)
     """
 
@@ -579,7 +579,7 @@ class CoupledLSTM(_PeepholeLayer):
 
     >>> inputs = np.random.random((32, 10, 8))
     >>> outputs, h, c = CoupledLSTM(4, return_state=True)(inputs)
-    >>> c.shape
+    >>> tuple(c.shape)
     (32, 4)
     """
 
