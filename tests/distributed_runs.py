@@ -237,6 +237,7 @@ def jax_train(work):
     return {
         "devices": [str(d) for d in jax.devices()],
         "jit_compile": [single.jit_compile, model.jit_compile],
+        "batch_axes": list(distribution.get_data_layout((BATCH, TIME)).axes),
         "shardings": {
             v.path: [str(v.value.sharding), len(v.value.sharding.device_set)]
             for v in model.weights

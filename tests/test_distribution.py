@@ -55,10 +55,16 @@ def _run(mode, work, backend, extra_env=()):
         p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p
     )
     env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **dict(extra_env))
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), mode, str(work)],
-        capture_output=True, text=True, env=env, cwd=str(work), timeout=600,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, str(SCRIPT), mode, str(work)],
+            capture_output=True, text=True, env=env, cwd=str(work), timeout=600,
+        )
+    except subprocess.TimeoutExpired as e:
+        stderr = e.stderr or b""
+        if isinstance(stderr, bytes):
+            stderr = stderr.decode(errors="replace")
+        return f"{mode} timed out after {e.timeout} s:\n{stderr[-6000:]}"
     if result.returncode:
         return f"{mode} failed ({result.returncode}):\n{result.stderr[-6000:]}"
     return None
@@ -272,6 +278,7 @@ def test_data_parallel_really_uses_two_devices(data_parallel):
     assert info["package"] == str(HERE.parent / "keras_lstm_variants")
     assert info["backend"] == "jax"
     assert info["devices"] == ["cpu:0", "cpu:1"]
+    assert info["batch_axes"][0] == "batch"  # each batch split over the mesh
     for path, (sharding, n_devices) in info["shardings"].items():
         assert n_devices == 2, (path, sharding)  # replicated on both
     for name in JAX_LAYERS:
