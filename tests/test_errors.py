@@ -4,10 +4,10 @@ expected, raised early."""
 import keras
 import numpy as np
 import pytest
-from conftest import CELL_CLASSES
-from conftest import LAYER_CLASSES
 
 import keras_lstm_variants as klv
+from conftest import CELL_CLASSES
+from conftest import LAYER_CLASSES
 
 VARIANTS = ["standard", "peephole", "coupled"]
 

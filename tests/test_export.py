@@ -17,12 +17,12 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import randomize_weights
 from numpy_reference import cell_weights
 from numpy_reference import lstm_step
 from numpy_reference import to_numpy
 
 import keras_lstm_variants as klv
+from conftest import randomize_weights
 from keras_lstm_variants import equations
 from keras_lstm_variants import inspection
 from keras_lstm_variants import sites

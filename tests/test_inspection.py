@@ -9,16 +9,16 @@ layer's own output sequence, and with the cell-state recurrence.
 import keras
 import numpy as np
 import pytest
-from conftest import ALL_CONFIGS
-from conftest import LAYER_CLASSES
-from conftest import cell_kwargs
-from conftest import config_id
-from conftest import randomize_weights
 from numpy_reference import cell_weights
 from numpy_reference import lstm_step
 from numpy_reference import to_numpy
 
 import keras_lstm_variants as klv
+from conftest import ALL_CONFIGS
+from conftest import LAYER_CLASSES
+from conftest import cell_kwargs
+from conftest import config_id
+from conftest import randomize_weights
 from keras_lstm_variants import GATE_NAMES
 from keras_lstm_variants import gate_activations
 
@@ -364,9 +364,8 @@ def test_inspection_leaves_no_call_behind_after_an_error():
         gate_activations(model, np.zeros((2, 6, 5), "float32"))
     from keras_lstm_variants import inspection
 
-    with pytest.raises(RuntimeError, match="boom"):
-        with inspection.record_gates(model):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), inspection.record_gates(model):
+        raise RuntimeError("boom")
     assert "call" not in vars(layer)
 
 

@@ -4,8 +4,6 @@ learning, mixed precision; numbers against the float64 NumPy reference."""
 import keras
 import numpy as np
 import pytest
-from conftest import LAYER_CLASSES
-from conftest import randomize_weights
 from numpy_reference import assert_allclose
 from numpy_reference import assert_array_equal
 from numpy_reference import cell_weights
@@ -13,6 +11,8 @@ from numpy_reference import lstm_sequence
 from numpy_reference import to_numpy
 
 import keras_lstm_variants as klv
+from conftest import LAYER_CLASSES
+from conftest import randomize_weights
 
 VARIANTS = ["standard", "peephole", "coupled"]
 

@@ -8,13 +8,13 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+
+import keras_lstm_variants as klv
 from conftest import ALL_CONFIGS
 from conftest import CELL_CLASSES
 from conftest import LAYER_CLASSES
 from conftest import cell_kwargs
 from conftest import config_id
-
-import keras_lstm_variants as klv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
