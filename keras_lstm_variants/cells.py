@@ -24,22 +24,12 @@ try:
     # cells that carry it before its loop (needed on stateless backends); it
     # has no public name.
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
-except ImportError:  # pragma: no cover - a Keras without it: own masks below
+except ImportError:  # a Keras that moved it: everything but dropout works
 
     class DropoutRNNCell:
-        """Stand-in with the same methods, for a Keras that moved the mixin."""
+        """Stand-in for a Keras without the mixin: cells refuse dropout."""
 
-        def get_dropout_mask(self, step_input):
-            return keras.random.dropout(
-                ops.ones_like(step_input), self.dropout, seed=self.seed_generator
-            )
-
-        def get_recurrent_dropout_mask(self, step_input):
-            return keras.random.dropout(
-                ops.ones_like(step_input),
-                self.recurrent_dropout,
-                seed=self.seed_generator,
-            )
+        keras_has_dropout_mixin = False
 
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
@@ -170,6 +160,16 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
         self.recurrent_dropout = validation.check_rate(
             "recurrent_dropout", recurrent_dropout
         )
+        if (self.dropout or self.recurrent_dropout) and not getattr(
+            self, "keras_has_dropout_mixin", True
+        ):
+            raise NotImplementedError(
+                f"{type(self).__name__}: dropout and recurrent_dropout need "
+                "Keras's DropoutRNNCell mixin, which this Keras "
+                f"({keras.__version__}) does not have where expected; pass "
+                "dropout=0 and recurrent_dropout=0, or use a Keras release "
+                "that setup.cfg declares."
+            )
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)

@@ -637,6 +637,17 @@ def test_tflite_path_rules(tmp_path):
         ({"sequence_length": 3, "batch_size": -1}, ValueError, "batch_size=-1"),
         ({"sequence_length": 3, "batch_size": None}, ValueError, "unroll=True"),
         ({"sequence_length": 3, "overwrite": 1}, TypeError, "overwrite=1"),
+        # Issue 10.8: a bare string used to become list("DEFAULT").
+        (
+            {"sequence_length": 3, "optimizations": "DEFAULT"},
+            TypeError,
+            r"list of tf.lite.Optimize.*optimizations='DEFAULT'",
+        ),
+        (
+            {"sequence_length": 3, "optimizations": ["FAST"]},
+            ValueError,
+            r"holds 'FAST'.*'DEFAULT'",
+        ),
     ],
 )
 def test_export_tflite_bad_arguments(tmp_path, kwargs, error, match):
@@ -659,3 +670,35 @@ def test_export_saved_model_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="not built"):
         klv.export_saved_model(unbuilt, tmp_path / "a")
     assert not (tmp_path / "a").exists()
+
+
+def test_export_tflite_optimizations_by_name_quantize(tmp_path):
+    import tensorflow as tf
+
+    inputs = keras.Input((None, FEATURES))
+    outputs = keras.layers.Dense(1)(klv.PeepholeLSTM(64)(inputs))
+    model = keras.Model(inputs, outputs)
+    plain = tmp_path / "plain.tflite"
+    klv.export_tflite(model, plain, sequence_length=3)
+    for optimizations in (["DEFAULT"], [tf.lite.Optimize.DEFAULT]):
+        path = tmp_path / f"q{len(optimizations[0])}.tflite"
+        klv.export_tflite(model, path, sequence_length=3, optimizations=optimizations)
+        # The 64 x 256 recurrent kernel is stored in 8 bits: a smaller file.
+        assert path.stat().st_size < 0.6 * plain.stat().st_size
+
+
+def test_export_tflite_under_mixed_precision_is_refused_by_name(tmp_path):
+    # Issue 10.15: the converter used to fail deep inside with a ConverterError.
+    keras.config.set_dtype_policy("mixed_float16")
+    model = _small_model()
+    with pytest.raises(ValueError, match=r"float32.*mixed_float16"):
+        klv.export_tflite(model, tmp_path / "m.tflite", sequence_length=3)
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_no_private_keras_export_helper_is_needed(tmp_path):
+    # Issue 10.9: the input signature comes from the public `model.input`.
+    model = _small_model()
+    signature = klv.saved_model.input_signature_of(model)
+    (spec,) = signature
+    assert tuple(spec.shape) == (None, *model.input.shape[1:])
