@@ -1,12 +1,16 @@
-"""LSTM variant cells and layers for Keras 3: standard, peephole and coupled."""
+"""LSTM variant cells and layers for Keras 3: standard, peephole, coupled and
+the whole variant space of Greff et al. (2017), with layer normalization,
+projection and clipping."""
 
 from keras_lstm_variants.callbacks import GateHistograms
 from keras_lstm_variants.cells import CoupledLSTMCell
+from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
 from keras_lstm_variants.inspection import gate_activations
 from keras_lstm_variants.layers import CoupledLSTM
+from keras_lstm_variants.layers import LSTMVariant
 from keras_lstm_variants.layers import PeepholeLSTM
 from keras_lstm_variants.layers import StandardLSTM
 from keras_lstm_variants.saved_model import export_saved_model
@@ -20,6 +24,8 @@ __all__ = [
     "CoupledLSTM",
     "CoupledLSTMCell",
     "GateHistograms",
+    "LSTMVariant",
+    "LSTMVariantCell",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "StandardLSTM",

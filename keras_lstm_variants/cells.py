@@ -14,10 +14,11 @@ from keras import ops
 from keras import regularizers
 
 from keras_lstm_variants import validation
-from keras_lstm_variants.equations import GATE_NAMES
+from keras_lstm_variants import variants
 from keras_lstm_variants.equations import PEEPHOLE_GATES
-from keras_lstm_variants.equations import STATE_NAMES
 from keras_lstm_variants.equations import LSTMStep
+from keras_lstm_variants.equations import lstm_step
+from keras_lstm_variants.equations import preactivations
 
 try:
     # Keras's dropout mixin: `keras.layers.RNN` prepares the dropout masks of
@@ -45,7 +46,17 @@ PEEPHOLE_ARGUMENTS = (
 #: The methods that make up a step. A subclass that overrides any of them
 #: computes something its `LSTMStep` does not describe, so the fast path
 #: (which runs the declaration) leaves it to the generic loop.
-STEP_METHODS = ("call", "gate_values", "preactivations", "step_weights")
+STEP_METHODS = ("call", "gate_values", "next_states", "step_weights")
+
+#: The layer normalization weights, in the order they are created.
+NORM_WEIGHTS = (
+    "kernel_norm_gamma",
+    "kernel_norm_beta",
+    "recurrent_norm_gamma",
+    "recurrent_norm_beta",
+    "state_norm_gamma",
+    "state_norm_beta",
+)
 
 
 def _own_draw(initializer, k):
@@ -64,98 +75,184 @@ def _own_draw(initializer, k):
     return type(initializer).from_config(config)
 
 
+@_register
 class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
-    """Base class of the LSTM cells: weights, dropout, config and the step.
+    """An LSTM cell of any variant: Greff et al.'s eight and the options of
+    TF1, TF-Addons and PyTorch, as configuration of one set of equations.
 
-    A subclass sets `coupled` (three blocks `f, c, o` instead of four) and
-    `allowed_peephole_gates`; its `__init__` passes the peephole arguments it
-    takes. The step is `step` (an `LSTMStep`) run on `step_weights()`.
+    `variant` names a starting point (Greff et al. 2017; case-insensitive):
+    `"vanilla"` (peepholes on all three gates), `"NIG"` (no input gate),
+    `"NFG"` (no forget gate), `"NOG"` (no output gate), `"NIAF"` (no input
+    activation), `"NOAF"` (no output activation), `"NP"` (no peepholes, the
+    standard LSTM), `"CIFG"` (coupled input and forget gates) or `"FGR"` (full
+    gate recurrence); `None` is the standard LSTM. Every switch left at `None`
+    takes the variant's setting; any other value overrides it, so switches
+    combine (`variant="NOAF", layer_norm=True`). The equations are those of
+    `equations.lstm_step`; `z` has a block only for each gate that exists, in
+    the order `i, f, c, o`.
+
+    Weights (attributes of the cell under these names, `None` where absent):
+    `kernel` `(input_dim, blocks·units)`, `recurrent_kernel` `(units or
+    projection_units, blocks·units)`, `bias` `(blocks·units,)`, the peepholes
+    `input_gate_peephole_weights` etc. `(units,)`; with full gate recurrence
+    `gate_recurrent_kernel` `(3·units, 3·units)` (initialized, regularized and
+    constrained like `recurrent_kernel`); with layer normalization
+    `kernel_norm_gamma`, `kernel_norm_beta`, `recurrent_norm_gamma`,
+    `recurrent_norm_beta` `(blocks·units,)` and `state_norm_gamma`,
+    `state_norm_beta` `(units,)` (γ ones, β zeros, ε = 1e-3, as TF-Addons'
+    `LayerNormLSTMCell`); with a projection `projection_kernel` `(units,
+    projection_units)` (initialized, regularized and constrained like
+    `kernel`; no bias).
+
+    States: `[h, c]`, and `[h, c, a]` with full gate recurrence (`a` the
+    previous step's `[i, f, o]`, zeros at the start); `h` has
+    `projection_units` features with a projection, and so has the output.
 
     Args:
-        units: Positive integer, dimensionality of the output space.
-        activation: Activation `φ` for the candidate and the cell state.
-        recurrent_activation: Activation `σ` for the gates.
-        use_bias: Boolean, whether the cell uses a bias vector.
-        kernel_initializer: Initializer for `kernel`.
-        recurrent_initializer: Initializer for `recurrent_kernel`.
-        bias_initializer: Initializer for `bias`.
-        unit_forget_bias: Boolean; if `True`, the forget block of the bias
-            starts at 1.
-        kernel_regularizer: Regularizer for `kernel`.
-        recurrent_regularizer: Regularizer for `recurrent_kernel`.
+        units: Positive integer, the number of cells (width of `c`).
+        variant: A variant name (see above), or `None`.
+        input_gate: Whether the input gate exists (`False`: `i = 1`).
+        forget_gate: Whether the forget gate exists (`False`: `f = 1`).
+        output_gate: Whether the output gate exists (`False`: `o = 1`).
+        input_activation: Whether the candidate is `φ(z_c)` (`False`: `z_c`).
+        output_activation: Whether `h = o ⊙ φ(c)` (`False`: `o ⊙ c`).
+        coupled: Whether the input gate is `1 − forget_gate` (CIFG).
+        peephole_gates: Which gates read the cell state: a subset of
+            `("input", "forget", "output")` among the gates that exist.
+        full_gate_recurrence: Whether the previous step's gates feed every
+            gate (FGR; needs all three gates, not coupled).
+        layer_norm: Whether to layer-normalize the two products and the new
+            cell state (Ba et al. 2016, as TF-Addons' `LayerNormLSTMCell`).
+        projection_units: Positive integer `P`, or `None`: with it, `h_t =
+            (o ⊙ φ(c_t)) · projection_kernel` (LSTMP, Sak et al. 2014;
+            PyTorch's `proj_size`, TF1's `num_proj`).
+        cell_clip: Positive float, or `None`: `c_t` is clipped to
+            `[−cell_clip, cell_clip]` after its update (and layer norm), before
+            the output peephole and `φ` read it (TF1's `cell_clip`).
+        projection_clip: Positive float, or `None`: the projected `h_t` is
+            clipped likewise (TF1's `proj_clip`); needs `projection_units`.
+        activation: Activation `φ`. Default: `"tanh"`.
+        recurrent_activation: Activation `σ` of the gates. Default:
+            `"sigmoid"`.
+        use_bias: Boolean (default `True`), whether the cell uses a bias vector.
+        kernel_initializer: Initializer for `kernel` (and
+            `projection_kernel`). Default: `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel` (and
+            `gate_recurrent_kernel`). Default: `"orthogonal"`.
+        bias_initializer: Initializer for `bias`. Default: `"zeros"`.
+        peephole_initializer: Initializer for the peephole vectors; each
+            vector gets its own draw. Default: `"glorot_uniform"`.
+        unit_forget_bias: Boolean (default `True`). If `True` and the forget
+            gate exists, its block of the bias starts at 1.
+        kernel_regularizer: Regularizer for `kernel` (and `projection_kernel`).
+        recurrent_regularizer: Regularizer for `recurrent_kernel` (and
+            `gate_recurrent_kernel`).
         bias_regularizer: Regularizer for `bias`.
-        kernel_constraint: Constraint for `kernel`.
-        recurrent_constraint: Constraint for `recurrent_kernel`.
-        bias_constraint: Constraint for `bias`.
-        dropout: Float in [0, 1), fraction of the input units to drop.
-        recurrent_dropout: Float in [0, 1), fraction of the recurrent units
-            to drop.
-        seed: Random seed for dropout.
-        peephole_gates: Gates that read the cell state.
-        peephole_initializer: Initializer for the peephole vectors.
         peephole_regularizer: Regularizer for the peephole vectors.
+        kernel_constraint: Constraint for `kernel` (and `projection_kernel`).
+        recurrent_constraint: Constraint for `recurrent_kernel` (and
+            `gate_recurrent_kernel`).
+        bias_constraint: Constraint for `bias`.
         peephole_constraint: Constraint for the peephole vectors.
+        dropout: Float in [0, 1). Fraction of the input units to drop.
+        recurrent_dropout: Float in [0, 1). Fraction of the recurrent units
+            (of `h`) to drop.
+        seed: Random seed for dropout.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: A 2D tensor, with shape `(batch, features)`.
-        states: A list `[h, c]` of two 2D tensors with shape
-            `(batch, units)`: the previous hidden state and cell state.
-        training: Python boolean, whether dropout applies.
+        states: The list of states (see above).
+        training: Python boolean, whether dropout applies. Default: `False`.
 
     Example:
 
-    >>> class ForgetPeepholeCell(LSTMVariantCell):
-    ...     allowed_peephole_gates = ("forget",)
-    >>> cell = ForgetPeepholeCell(4, peephole_gates=("forget",))
+    >>> cell = LSTMVariantCell(4, variant="NOAF", layer_norm=True)
     >>> tuple(keras.layers.RNN(cell)(np.ones((2, 3, 5))).shape)
     (2, 4)
+    >>> LSTMVariantCell(4, variant="NOG").value_names
+    ('input_gate', 'forget_gate', 'candidate', 'cell_state', 'hidden_state')
+    >>> LSTMVariantCell(4, variant="NIG").step.blocks
+    ('forget', 'candidate', 'output')
     """
 
-    coupled = False
-    allowed_peephole_gates = ()
+    #: The peephole gates a preset accepts, and why not the others.
+    allowed_peephole_gates = PEEPHOLE_GATES
     peephole_gates_note = ""
-
-    #: Names of the per-step values `gate_values` returns, in order.
-    value_names = GATE_NAMES
-    #: Names of the states, in the order of the `states` list.
-    state_names = STATE_NAMES
+    #: Whether `get_config` holds the variant switches (the presets' configs
+    #: keep the arguments they have always had).
+    switches_in_config = True
+    #: Whether the class computes exactly its `step` (see `STEP_METHODS`).
+    declares_its_step = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.declares_its_step = getattr(cls, "declares_its_step", True) and not any(
+        cls.declares_its_step = cls.declares_its_step and not any(
             name in vars(cls) for name in STEP_METHODS
         )
 
     def __init__(
         self,
         units,
+        variant=None,
+        input_gate=None,
+        forget_gate=None,
+        output_gate=None,
+        input_activation=None,
+        output_activation=None,
+        coupled=None,
+        peephole_gates=None,
+        full_gate_recurrence=None,
+        layer_norm=None,
+        projection_units=None,
+        cell_clip=None,
+        projection_clip=None,
         activation="tanh",
         recurrent_activation="sigmoid",
         use_bias=True,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
+        peephole_initializer="glorot_uniform",
         unit_forget_bias=True,
         kernel_regularizer=None,
         recurrent_regularizer=None,
         bias_regularizer=None,
+        peephole_regularizer=None,
         kernel_constraint=None,
         recurrent_constraint=None,
         bias_constraint=None,
+        peephole_constraint=None,
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
-        peephole_gates=(),
-        peephole_initializer="glorot_uniform",
-        peephole_regularizer=None,
-        peephole_constraint=None,
         **kwargs,
     ):
         self.units = validation.check_units(units)
-        self.peephole_gates = validation.check_peephole_gates(
-            peephole_gates, self.allowed_peephole_gates, self.peephole_gates_note
+        if peephole_gates is not None:
+            peephole_gates = validation.check_peephole_gates(
+                peephole_gates, self.allowed_peephole_gates, self.peephole_gates_note
+            )
+        self.variant = None if variant is None else variants.canonical_name(variant)
+        switches = variants.resolve(
+            self.variant,
+            {
+                "input_gate": input_gate,
+                "forget_gate": forget_gate,
+                "output_gate": output_gate,
+                "input_activation": input_activation,
+                "output_activation": output_activation,
+                "coupled": coupled,
+                "peephole_gates": peephole_gates,
+                "full_gate_recurrence": full_gate_recurrence,
+                "layer_norm": layer_norm,
+                "projection_units": projection_units,
+                "cell_clip": cell_clip,
+                "projection_clip": projection_clip,
+            },
         )
+        for name, value in switches.items():
+            setattr(self, name, value)
         self.dropout = validation.check_rate("dropout", dropout)
         self.recurrent_dropout = validation.check_rate(
             "recurrent_dropout", recurrent_dropout
@@ -195,18 +292,29 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
 
         self.step = LSTMStep(
-            coupled=self.coupled,
-            peephole_gates=self.peephole_gates,
             activation=self.activation,
             recurrent_activation=self.recurrent_activation,
+            **switches,
         )
         self.blocks = self.step.blocks
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
+        self.value_names = self.step.value_names
+        self.state_names = self.step.state_names
+        self.output_size = self.projection_units or self.units
+        self.state_size = [self.output_size, self.units]
+        if self.full_gate_recurrence:
+            self.state_size.append(3 * self.units)
         self.input_dim = None
         self.bias = None
+        self.gate_recurrent_kernel = None
+        self.projection_kernel = None
         for gate in PEEPHOLE_GATES:
             setattr(self, f"{gate}_gate_peephole_weights", None)
+        for name in NORM_WEIGHTS:
+            setattr(self, name, None)
+
+    def value_size(self, name):
+        """Width of the value `name` (`value_names`) of one step."""
+        return self.output_size if name == "hidden_state" else self.units
 
     def build(self, input_shape):
         validation.check_step_input_shape(
@@ -222,7 +330,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
             constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, width),
+            shape=(self.output_size, width),
             name="recurrent_kernel",
             initializer=self.recurrent_initializer,
             regularizer=self.recurrent_regularizer,
@@ -246,6 +354,31 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
                 constraint=self.peephole_constraint,
             )
             setattr(self, name, weight)
+        if self.full_gate_recurrence:
+            self.gate_recurrent_kernel = self.add_weight(
+                shape=(3 * self.units, 3 * self.units),
+                name="gate_recurrent_kernel",
+                initializer=_own_draw(self.recurrent_initializer, 1),
+                regularizer=self.recurrent_regularizer,
+                constraint=self.recurrent_constraint,
+            )
+        if self.layer_norm:
+            for name in NORM_WEIGHTS:
+                size = self.units if name.startswith("state") else width
+                weight = self.add_weight(
+                    shape=(size,),
+                    name=name,
+                    initializer="ones" if name.endswith("gamma") else "zeros",
+                )
+                setattr(self, name, weight)
+        if self.projection_units is not None:
+            self.projection_kernel = self.add_weight(
+                shape=(self.units, self.projection_units),
+                name="projection_kernel",
+                initializer=_own_draw(self.kernel_initializer, 1),
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
         self.built = True
 
     def _full_bias_initializer(self, shape, dtype=None):
@@ -261,40 +394,66 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
         return ops.concatenate(parts)
 
     def step_weights(self):
-        """The weights the step reads: `(kernel, recurrent_kernel, bias,
-        peepholes)`, with `bias` `None` without `use_bias` and `peepholes` a
-        dict `{gate: vector}` of the chosen peephole gates."""
-        peepholes = {
-            gate: getattr(self, f"{gate}_gate_peephole_weights")
-            for gate in self.peephole_gates
+        """The weights the step reads, as a dict: `kernel`,
+        `recurrent_kernel`, `bias` (`None` without `use_bias`), `peepholes`
+        (`{gate: vector}` of the chosen peephole gates),
+        `gate_recurrent_kernel`, `norms` (`{name: vector}`) and
+        `projection_kernel` (`None` where the variant has none)."""
+        return {
+            "kernel": self.kernel,
+            "recurrent_kernel": self.recurrent_kernel,
+            "bias": self.bias,
+            "peepholes": {
+                gate: getattr(self, f"{gate}_gate_peephole_weights")
+                for gate in self.peephole_gates
+            },
+            "gate_recurrent_kernel": self.gate_recurrent_kernel,
+            "norms": {name: getattr(self, name) for name in NORM_WEIGHTS},
+            "projection_kernel": self.projection_kernel,
         }
-        return self.kernel, self.recurrent_kernel, self.bias, peepholes
 
-    def preactivations(self, inputs, h_prev, training=False):
-        """`z = x · kernel + h · recurrent_kernel + bias`, with dropout masks."""
+    def gate_values(self, inputs, states, training=False):
+        """All values of one step, as a `GateValues` tuple (absent gates are
+        `None`; `value_names` lists those that exist)."""
+        h_prev, c_prev = states[0], states[1]
         if training and self.dropout > 0.0:
             inputs = inputs * self.get_dropout_mask(inputs)
         if training and self.recurrent_dropout > 0.0:
             h_prev = h_prev * self.get_recurrent_dropout_mask(h_prev)
-        kernel, recurrent_kernel, bias, _ = self.step_weights()
-        z = ops.add(ops.matmul(inputs, kernel), ops.matmul(h_prev, recurrent_kernel))
-        if bias is not None:
-            z = ops.add(z, bias)
-        return z
+        w = self.step_weights()
+        z = preactivations(
+            self.step,
+            ops.matmul(inputs, w["kernel"]),
+            ops.matmul(h_prev, w["recurrent_kernel"]),
+            w["bias"],
+            w["norms"],
+        )
+        return lstm_step(
+            self.step,
+            z,
+            c_prev,
+            w["peepholes"],
+            gates_prev=states[2] if self.full_gate_recurrence else None,
+            gate_recurrent_kernel=w["gate_recurrent_kernel"],
+            norms=w["norms"],
+            projection_kernel=w["projection_kernel"],
+        )
 
-    def gate_values(self, inputs, states, training=False):
-        """All values of one step, as a `GateValues` tuple (`value_names`)."""
-        h_prev, c_prev = states
-        z = self.preactivations(inputs, h_prev, training)
-        return self.step(z, c_prev, self.step_weights()[3])
+    def next_states(self, values):
+        """The states after a step, from its `GateValues`."""
+        states = [values.hidden_state, values.cell_state]
+        if self.full_gate_recurrence:
+            gates = (values.input_gate, values.forget_gate, values.output_gate)
+            states.append(ops.concatenate(gates, axis=-1))
+        return states
 
     def call(self, inputs, states, training=False):
         if self.input_dim is not None:
             validation.check_step_input_shape(
                 inputs.shape, self.input_dim, f"{type(self).__name__} '{self.name}'"
             )
-        gates = self.gate_values(inputs, states, training)
-        return gates.hidden_state, [gates.hidden_state, gates.cell_state]
+        values = self.gate_values(inputs, states, training)
+        return values.hidden_state, self.next_states(values)
 
     def get_initial_state(self, batch_size=None):
         return [
@@ -303,29 +462,39 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
         ]
 
     def get_config(self):
-        config = {
-            "units": self.units,
-            "activation": activations.serialize(self.activation),
-            "recurrent_activation": activations.serialize(self.recurrent_activation),
-            "use_bias": self.use_bias,
-            "unit_forget_bias": self.unit_forget_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(
-                self.recurrent_initializer
-            ),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(
-                self.recurrent_regularizer
-            ),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
-        }
+        config = {"units": self.units}
+        if self.switches_in_config:
+            config["variant"] = self.variant
+            config.update({name: getattr(self, name) for name in variants.STANDARD})
+            config["peephole_gates"] = list(self.peephole_gates)
+        config.update(
+            {
+                "activation": activations.serialize(self.activation),
+                "recurrent_activation": activations.serialize(
+                    self.recurrent_activation
+                ),
+                "use_bias": self.use_bias,
+                "unit_forget_bias": self.unit_forget_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": initializers.serialize(
+                    self.recurrent_initializer
+                ),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(
+                    self.recurrent_regularizer
+                ),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "recurrent_constraint": constraints.serialize(
+                    self.recurrent_constraint
+                ),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout,
+                "seed": self.seed,
+            }
+        )
         if self.allowed_peephole_gates:
             config.update(
                 {
@@ -399,6 +568,9 @@ class StandardLSTMCell(LSTMVariantCell):
     (32, 4)
     """
 
+    allowed_peephole_gates = ()
+    switches_in_config = False
+
     def __init__(
         self,
         units,
@@ -428,6 +600,7 @@ class StandardLSTMCell(LSTMVariantCell):
         )
         super().__init__(
             units,
+            peephole_gates=(),
             activation=activation,
             recurrent_activation=recurrent_activation,
             use_bias=use_bias,
@@ -519,6 +692,7 @@ class PeepholeLSTMCell(LSTMVariantCell):
     """
 
     allowed_peephole_gates = PEEPHOLE_GATES
+    switches_in_config = False
 
     def __init__(
         self,
@@ -639,8 +813,8 @@ class CoupledLSTMCell(LSTMVariantCell):
     (8, 12)
     """
 
-    coupled = True
     allowed_peephole_gates = ("forget", "output")
+    switches_in_config = False
     peephole_gates_note = (
         " The coupled cell has no input gate of its own (it is 1 - forget_gate),"
         " so it cannot have an input peephole."
@@ -673,6 +847,7 @@ class CoupledLSTMCell(LSTMVariantCell):
     ):
         super().__init__(
             units,
+            coupled=True,
             peephole_gates=peephole_gates,
             activation=activation,
             recurrent_activation=recurrent_activation,

@@ -1,14 +1,19 @@
-"""The LSTM gate equations, in one place.
+"""The LSTM equations, in one place, for every variant.
 
-Every variant in this package runs through `lstm_gates`: the cells call it once
-per time step, the whole-sequence fast path calls it inside its loop, and gate
-inspection calls it to read the gates out. A reader looking for any gate's
-formula finds it here and nowhere else.
+A variant is data: an `LSTMStep` says which gates exist, whether the input
+and forget gates are coupled, which gates have peepholes, whether the input
+and output activations apply, whether the gates feed back (FGR), and the
+layer normalization, projection and clipping options. `lstm_step` computes one
+step of any variant from it; the cells call it once per time step, the
+whole-sequence fast path calls `lstm_gates` (the same formulas, for the
+variants it runs) inside its loop, and gate inspection reads the values it
+returns. A reader looking for any gate's formula finds it here and nowhere
+else.
 
-Pre-activations `z = x_t · kernel + h_{t-1} · recurrent_kernel + bias` arrive
-already fused; they are split along the last axis in the variant's block order:
-`i, f, c, o` for the standard and peephole cells (exactly as
-`keras.layers.LSTMCell`), `f, c, o` for the coupled cell.
+Pre-activations `z = x_t · kernel + h_{t-1} · recurrent_kernel + bias` are
+split along the last axis into the blocks of the gates that exist, in the
+order `i, f, c, o` (exactly `keras.layers.LSTMCell`'s for the standard cell;
+`f, c, o` for the coupled cell and NIG, `i, c, o` for NFG, `i, f, c` for NOG).
 """
 
 import dataclasses
@@ -16,9 +21,9 @@ from typing import NamedTuple
 
 from keras import ops
 
-#: The per-step values of an LSTM cell, in the order of `GateValues`: what
-#: gate inspection returns, the export's `gates` signature and the callback
-#: write. Another cell family declares its own names (`cell.value_names`).
+#: Every per-step value an LSTM cell can have, in this order: what gate
+#: inspection returns, the export's `gates` signature and the callback
+#: write. A variant without a gate has no value for it (`value_names`).
 GATE_NAMES = (
     "input_gate",
     "forget_gate",
@@ -34,6 +39,10 @@ SIGMOID_GATE_NAMES = GATE_NAMES[:3]
 #: The states an LSTM cell carries, in the order of its `states` list.
 STATE_NAMES = ("hidden_state", "cell_state")
 
+#: The third state of a cell with full gate recurrence: `[i, f, o]` of the
+#: previous step.
+PREVIOUS_GATES = "previous_gates"
+
 #: Gates that can read the cell state through a peephole.
 PEEPHOLE_GATES = ("input", "forget", "output")
 
@@ -41,9 +50,14 @@ PEEPHOLE_GATES = ("input", "forget", "output")
 BLOCKS_STANDARD = ("input", "forget", "candidate", "output")
 BLOCKS_COUPLED = ("forget", "candidate", "output")
 
+#: `ε` of the layer normalization (TF-Addons `LayerNormLSTMCell`'s default).
+LAYER_NORM_EPSILON = 1e-3
+
 
 class GateValues(NamedTuple):
-    """All values of one LSTM step, each of shape `(batch, units)`."""
+    """All values of one LSTM step, each of shape `(batch, units)` (the
+    hidden state `(batch, projection_units)` with a projection); a gate the
+    variant lacks is `None`."""
 
     input_gate: object
     forget_gate: object
@@ -54,7 +68,7 @@ class GateValues(NamedTuple):
 
 
 def block_order(coupled):
-    """Names of the blocks of `z`, in the order they are stacked."""
+    """Names of the blocks of `z` of the standard (or coupled) structure."""
     return BLOCKS_COUPLED if coupled else BLOCKS_STANDARD
 
 
@@ -63,40 +77,191 @@ class LSTMStep:
     """What one step of an LSTM cell computes, as data.
 
     The cells declare their step with it and run it; the TensorFlow fast path
-    reads the same declaration, so both compute `lstm_gates` with the same
-    structure and activations.
+    reads the same declaration. Defaults give the standard LSTM.
 
     Attributes:
-        coupled: Whether the input gate is `1 − forget_gate` (blocks `f, c,
-            o`) instead of a gate of its own (blocks `i, f, c, o`).
+        coupled: Whether the input gate is `1 − forget_gate` instead of a
+            gate of its own (CIFG).
         peephole_gates: The gates that read the cell state, a tuple in the
             order of `PEEPHOLE_GATES`.
         activation: `φ`.
         recurrent_activation: `σ`.
+        input_gate: Whether the input gate exists (else `i = 1`; NIG).
+        forget_gate: Whether the forget gate exists (else `f = 1`; NFG).
+        output_gate: Whether the output gate exists (else `o = 1`; NOG).
+        input_activation: Whether `g = φ(z_c)` (else `g = z_c`; NIAF).
+        output_activation: Whether `h = o ⊙ φ(c)` (else `h = o ⊙ c`; NOAF).
+        full_gate_recurrence: Whether the previous step's gates feed every
+            gate through `gate_recurrent_kernel` (FGR).
+        layer_norm: Whether the input and recurrent products and the new
+            cell state are layer-normalized.
+        projection_units: Width `P` of the projected hidden state, or `None`.
+        cell_clip: Bound of the cell state, or `None`.
+        projection_clip: Bound of the projected hidden state, or `None`.
     """
 
-    coupled: bool
-    peephole_gates: tuple
-    activation: object
-    recurrent_activation: object
+    coupled: bool = False
+    peephole_gates: tuple = ()
+    activation: object = ops.tanh
+    recurrent_activation: object = ops.sigmoid
+    input_gate: bool = True
+    forget_gate: bool = True
+    output_gate: bool = True
+    input_activation: bool = True
+    output_activation: bool = True
+    full_gate_recurrence: bool = False
+    layer_norm: bool = False
+    projection_units: object = None
+    cell_clip: object = None
+    projection_clip: object = None
 
     @property
     def blocks(self):
-        """Names of the blocks of `z`, in order."""
-        return block_order(self.coupled)
+        """Names of the blocks of `z`, in order: the gates that have one."""
+        has = {
+            "input": self.input_gate and not self.coupled,
+            "forget": self.forget_gate,
+            "candidate": True,
+            "output": self.output_gate,
+        }
+        return tuple(name for name in BLOCKS_STANDARD if has[name])
 
-    def __call__(self, z, c_prev, peepholes):
-        """Runs `lstm_gates` on `z` with `peepholes` (`{gate: vector}`)."""
-        return lstm_gates(
-            z,
-            c_prev,
+    @property
+    def value_names(self):
+        """The values a step has: the gates that exist (the coupled cell's
+        `input_gate` is `1 − forget_gate`), the candidate and the states."""
+        has = {
+            "input_gate": self.input_gate,
+            "forget_gate": self.forget_gate,
+            "output_gate": self.output_gate,
+        }
+        return tuple(name for name in GATE_NAMES if has.get(name, True))
+
+    @property
+    def state_names(self):
+        """The states, in the order of the cell's `states` list."""
+        if self.full_gate_recurrence:
+            return (*STATE_NAMES, PREVIOUS_GATES)
+        return STATE_NAMES
+
+    @property
+    def has_standard_structure(self):
+        """Whether this is a standard, peephole or coupled step: what
+        `lstm_gates` (and so the fast path) computes."""
+        return self == LSTMStep(
             coupled=self.coupled,
+            peephole_gates=self.peephole_gates,
             activation=self.activation,
             recurrent_activation=self.recurrent_activation,
-            input_peephole=peepholes.get("input"),
-            forget_peephole=peepholes.get("forget"),
-            output_peephole=peepholes.get("output"),
         )
+
+
+def layer_norm(v, gamma, beta):
+    """`γ ⊙ (v − mean(v)) / sqrt(var(v) + ε) + β` over the last axis."""
+    mean = ops.mean(v, axis=-1, keepdims=True)
+    variance = ops.mean(ops.square(v - mean), axis=-1, keepdims=True)
+    return gamma * (v - mean) * ops.rsqrt(variance + LAYER_NORM_EPSILON) + beta
+
+
+def preactivations(step, x_kernel, h_recurrent, bias, norms=None):
+    """`z` from the two products: `x·kernel + h·recurrent_kernel + bias`.
+
+    With `step.layer_norm`, each product is normalized over all its blocks
+    first, `LN_k(x·kernel) + LN_r(h·recurrent_kernel) + bias`, with `norms`
+    a dict holding `kernel_norm_gamma`, `kernel_norm_beta`,
+    `recurrent_norm_gamma` and `recurrent_norm_beta`.
+    """
+    if step.layer_norm:
+        x_kernel = layer_norm(
+            x_kernel, norms["kernel_norm_gamma"], norms["kernel_norm_beta"]
+        )
+        h_recurrent = layer_norm(
+            h_recurrent, norms["recurrent_norm_gamma"], norms["recurrent_norm_beta"]
+        )
+    z = x_kernel + h_recurrent
+    return z if bias is None else z + bias
+
+
+def lstm_step(
+    step,
+    z,
+    c_prev,
+    peepholes,
+    gates_prev=None,
+    gate_recurrent_kernel=None,
+    norms=None,
+    projection_kernel=None,
+):
+    """Computes one step of the variant `step` from its pre-activations.
+
+    With `a = [i, f, o]` the previous step's gates (FGR only), `σ` the
+    recurrent activation, `φ` the activation, a missing gate the constant 1::
+
+        [z_i, z_f, z_o] += a_{t-1} · gate_recurrent_kernel          (FGR)
+        f = σ(z_f + p_f ⊙ c_{t-1})
+        i = 1 − f (coupled)   or   σ(z_i + p_i ⊙ c_{t-1})
+        g = φ(z_c)            (NIAF: g = z_c)
+        c_t = f ⊙ c_{t-1} + i ⊙ g, then LN_s (layer norm), then clipped
+        o = σ(z_o + p_o ⊙ c_t)
+        h_t = o ⊙ φ(c_t)      (NOAF: o ⊙ c_t)
+        h_t = clip(h_t · projection_kernel)                          (LSTMP)
+
+    A peephole not in `peepholes` drops its term.
+
+    Args:
+        step: The `LSTMStep`.
+        z: Pre-activations, shape `(batch, len(step.blocks) * units)`.
+        c_prev: Previous cell state, shape `(batch, units)`.
+        peepholes: Dict `{gate: (units,) vector}` of the peepholes present.
+        gates_prev: FGR only: `[i, f, o]` of the previous step,
+            `(batch, 3 * units)`.
+        gate_recurrent_kernel: FGR only: `(3 * units, 3 * units)`.
+        norms: Layer norm only: a dict with `state_norm_gamma` and
+            `state_norm_beta` (and the others, see `preactivations`).
+        projection_kernel: Projection only: `(units, projection_units)`.
+
+    Returns:
+        A `GateValues` tuple; gates the variant lacks are `None`.
+    """
+    split = ops.split(z, len(step.blocks), axis=-1)
+    blocks = dict(zip(step.blocks, split, strict=True))
+    if step.full_gate_recurrence:
+        feedback = ops.split(ops.matmul(gates_prev, gate_recurrent_kernel), 3, -1)
+        for name, term in zip(PEEPHOLE_GATES, feedback, strict=True):
+            blocks[name] = blocks[name] + term
+    sigma = step.recurrent_activation
+
+    def gate(name, cell_state):
+        pre = blocks[name]
+        if name in peepholes:
+            pre = pre + peepholes[name] * cell_state
+        return sigma(pre)
+
+    f = gate("forget", c_prev) if step.forget_gate else None
+    i = gate("input", c_prev) if "input" in blocks else None
+    if step.coupled:
+        i = 1.0 - f
+    g = blocks["candidate"]
+    if step.input_activation:
+        g = step.activation(g)
+    if step.coupled and not step.layer_norm and step.cell_clip is None:
+        # f ⊙ c_{t-1} + (1 − f) ⊙ g, written with one product fewer.
+        c = g + f * (c_prev - g)
+    else:
+        c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)
+    if step.layer_norm:
+        c = layer_norm(c, norms["state_norm_gamma"], norms["state_norm_beta"])
+    if step.cell_clip is not None:
+        c = ops.clip(c, -step.cell_clip, step.cell_clip)
+    o = gate("output", c) if step.output_gate else None
+    h = step.activation(c) if step.output_activation else c
+    if o is not None:
+        h = o * h
+    if step.projection_units is not None:
+        h = ops.matmul(h, projection_kernel)
+        if step.projection_clip is not None:
+            h = ops.clip(h, -step.projection_clip, step.projection_clip)
+    return GateValues(i, f, o, g, c, h)
 
 
 def lstm_gates(
@@ -110,19 +275,8 @@ def lstm_gates(
     forget_peephole=None,
     output_peephole=None,
 ):
-    """Computes one LSTM step from its fused pre-activations.
-
-    Standard and peephole (block order `i, f, c, o`)::
-
-        i = σ(z_i [+ p_i ⊙ c_{t-1}])      f = σ(z_f [+ p_f ⊙ c_{t-1}])
-        g = φ(z_c)                         c_t = f ⊙ c_{t-1} + i ⊙ g
-        o = σ(z_o [+ p_o ⊙ c_t])           h_t = o ⊙ φ(c_t)
-
-    Coupled input and forget gate (block order `f, c, o`): the same, with
-    `i = 1 − f`, so `c_t = f ⊙ c_{t-1} + (1 − f) ⊙ g`.
-
-    A peephole left at `None` drops its term. The input and forget peepholes
-    read the previous cell state, the output peephole the new one.
+    """One step of the standard, peephole or coupled structure (`lstm_step`
+    with those options only), as the fast path's loops call it.
 
     Args:
         z: Pre-activations, shape `(batch, blocks * units)`.
@@ -137,25 +291,18 @@ def lstm_gates(
     Returns:
         A `GateValues` tuple.
     """
-    if coupled:
-        z_f, z_c, z_o = ops.split(z, 3, axis=-1)
-    else:
-        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
-    if forget_peephole is not None:
-        z_f = z_f + forget_peephole * c_prev
-    f = recurrent_activation(z_f)
-    g = activation(z_c)
-    if coupled:
-        i = 1.0 - f
-        # f ⊙ c_{t-1} + (1 − f) ⊙ g, written with one product fewer.
-        c = g + f * (c_prev - g)
-    else:
-        if input_peephole is not None:
-            z_i = z_i + input_peephole * c_prev
-        i = recurrent_activation(z_i)
-        c = f * c_prev + i * g
-    if output_peephole is not None:
-        z_o = z_o + output_peephole * c
-    o = recurrent_activation(z_o)
-    h = o * activation(c)
-    return GateValues(i, f, o, g, c, h)
+    peepholes = {
+        gate: p
+        for gate, p in zip(
+            PEEPHOLE_GATES, (input_peephole, forget_peephole, output_peephole),
+            strict=True,
+        )
+        if p is not None
+    }
+    step = LSTMStep(
+        coupled=coupled,
+        peephole_gates=tuple(peepholes),
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+    )
+    return lstm_step(step, z, c_prev, peepholes)

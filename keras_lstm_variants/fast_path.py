@@ -41,6 +41,7 @@ loop's. `"auto"` therefore takes the fast path wherever it applies.
 """
 
 import contextlib
+import dataclasses
 import threading
 
 import keras
@@ -94,7 +95,24 @@ def fallback_reason(layer):
         )
     if not getattr(type(cell), "declares_its_step", False):
         return f"the cell {type(cell).__name__} overrides its step"
+    if not cell.step.has_standard_structure:
+        return (
+            "the fast path runs the standard, peephole and coupled steps only; "
+            f"this cell's step is {_options(cell.step)}"
+        )
     return None
+
+
+def _options(step):
+    """The options of a step that the fast path does not run, in words."""
+    standard = type(step)()
+    return ", ".join(
+        f"{field.name}={getattr(step, field.name)!r}"
+        for field in dataclasses.fields(step)
+        if field.name not in ("coupled", "peephole_gates")
+        and field.name not in ("activation", "recurrent_activation")
+        and getattr(step, field.name) != getattr(standard, field.name)
+    )
 
 
 def run(layer, sequences, initial_state, mask, training):
@@ -119,7 +137,8 @@ def run(layer, sequences, initial_state, mask, training):
     cell = layer.cell
     dtype = cell.compute_dtype
     step = cell.step
-    kernel, recurrent_kernel, bias, peepholes = cell.step_weights()
+    weights = cell.step_weights()
+    bias = weights["bias"]
 
     def value(weight):
         return ops.cast(weight, dtype)
@@ -133,12 +152,12 @@ def run(layer, sequences, initial_state, mask, training):
         recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
     return _tf_sequence.lstm_sequence(
         ops.transpose(sequences, (1, 0, 2)),
-        value(kernel),
+        value(weights["kernel"]),
         None if bias is None else value(bias),
         initial_state[0],
         initial_state[1],
-        value(recurrent_kernel),
-        {gate: value(p) for gate, p in peepholes.items()},
+        value(weights["recurrent_kernel"]),
+        {gate: value(p) for gate, p in weights["peepholes"].items()},
         mask,
         recurrent_mask,
         coupled=step.coupled,

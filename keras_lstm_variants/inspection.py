@@ -71,7 +71,10 @@ class ValueCell(keras.layers.Layer):
     def __init__(self, site, **kwargs):
         super().__init__(**kwargs)
         self.site = site
-        self.widths = [len(c.cell.value_names) * c.cell.units for c in site.ours]
+        self.widths = [
+            sum(c.cell.value_size(name) for name in c.cell.value_names)
+            for c in site.ours
+        ]
         self.cell_state_counts = [len(tree.flatten(c.state_size)) for c in site.cells]
         self.output_size = sum(self.widths)
         self.state_size = [
@@ -90,10 +93,9 @@ class ValueCell(keras.layers.Layer):
             cell_states, flat = flat[:count], flat[count:]
             if id(cell) in ours:
                 step = cell.gate_values(inputs, cell_states, training=False)
-                values.extend(step)
-                named = dict(zip(cell.value_names, step, strict=True))
-                cell_states = [named[name] for name in cell.state_names]
-                inputs = named["hidden_state"]
+                values.extend(getattr(step, name) for name in cell.value_names)
+                cell_states = cell.next_states(step)
+                inputs = step.hidden_state
             else:
                 inputs, cell_states = cell(inputs, cell_states)
                 cell_states = tree.flatten(cell_states)
@@ -138,11 +140,11 @@ def value_sequences(site, sequences, initial_state, mask=None):
         outputs = ops.flip(outputs, axis=1)
     result, start = {}, 0
     for c in site.ours:
-        units = c.cell.units
         result[c.name] = {}
         for name in c.cell.value_names:
-            result[c.name][name] = outputs[..., start : start + units]
-            start += units
+            width = c.cell.value_size(name)
+            result[c.name][name] = outputs[..., start : start + width]
+            start += width
     return result
 
 

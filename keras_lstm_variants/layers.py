@@ -13,8 +13,10 @@ from keras_lstm_variants import fast_path
 from keras_lstm_variants import validation
 from keras_lstm_variants.cells import PEEPHOLE_ARGUMENTS
 from keras_lstm_variants.cells import CoupledLSTMCell
+from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
+from keras_lstm_variants.variants import STANDARD as SWITCHES
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
 
@@ -621,6 +623,201 @@ class CoupledLSTM(_PeepholeLayer):
             {
                 "units": units,
                 "peephole_gates": peephole_gates,
+                "activation": activation,
+                "recurrent_activation": recurrent_activation,
+                "use_bias": use_bias,
+                "kernel_initializer": kernel_initializer,
+                "recurrent_initializer": recurrent_initializer,
+                "bias_initializer": bias_initializer,
+                "peephole_initializer": peephole_initializer,
+                "unit_forget_bias": unit_forget_bias,
+                "kernel_regularizer": kernel_regularizer,
+                "recurrent_regularizer": recurrent_regularizer,
+                "bias_regularizer": bias_regularizer,
+                "peephole_regularizer": peephole_regularizer,
+                "kernel_constraint": kernel_constraint,
+                "recurrent_constraint": recurrent_constraint,
+                "bias_constraint": bias_constraint,
+                "peephole_constraint": peephole_constraint,
+                "dropout": dropout,
+                "recurrent_dropout": recurrent_dropout,
+                "seed": seed,
+            },
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            use_fast_path=use_fast_path,
+            **kwargs,
+        )
+
+
+@_register
+class LSTMVariant(_PeepholeLayer):
+    """An LSTM layer of any variant: `keras.layers.RNN` over an
+    `LSTMVariantCell`.
+
+    Greff et al.'s variants by name (`variant="NIG"`, `"NFG"`, `"NOG"`,
+    `"NIAF"`, `"NOAF"`, `"NP"`, `"CIFG"`, `"FGR"`, `"vanilla"`), each switch on
+    its own, and layer normalization, projection and clipping; see
+    `LSTMVariantCell` for the equations, the weights and the states.
+
+    Args:
+        units: Positive integer, the number of cells (width of `c`).
+        variant: A variant name, or `None` (the standard LSTM).
+        input_gate: Whether the input gate exists (`False`: `i = 1`).
+        forget_gate: Whether the forget gate exists (`False`: `f = 1`).
+        output_gate: Whether the output gate exists (`False`: `o = 1`).
+        input_activation: Whether the candidate is `φ(z_c)` (`False`: `z_c`).
+        output_activation: Whether `h = o ⊙ φ(c)` (`False`: `o ⊙ c`).
+        coupled: Whether the input gate is `1 − forget_gate` (CIFG).
+        peephole_gates: Which gates read the cell state.
+        full_gate_recurrence: Whether the previous step's gates feed every
+            gate (FGR).
+        layer_norm: Whether to layer-normalize the products and the state.
+        projection_units: Width of the projected output `h`, or `None`.
+        cell_clip: Bound of the cell state, or `None`.
+        projection_clip: Bound of the projected output, or `None`.
+        activation: Activation `φ`. Default: `"tanh"`.
+        recurrent_activation: Activation `σ` of the gates. Default:
+            `"sigmoid"`.
+        use_bias: Boolean (default `True`), whether the cell uses a bias vector.
+        kernel_initializer: Initializer for `kernel` (and
+            `projection_kernel`). Default: `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel` (and
+            `gate_recurrent_kernel`). Default: `"orthogonal"`.
+        bias_initializer: Initializer for `bias`. Default: `"zeros"`.
+        peephole_initializer: Initializer for the peephole vectors.
+            Default: `"glorot_uniform"`.
+        unit_forget_bias: Boolean (default `True`): the forget block of the
+            bias starts at 1.
+        kernel_regularizer: Regularizer for `kernel` (and `projection_kernel`).
+        recurrent_regularizer: Regularizer for `recurrent_kernel` (and
+            `gate_recurrent_kernel`).
+        bias_regularizer: Regularizer for `bias`.
+        peephole_regularizer: Regularizer for the peephole vectors.
+        kernel_constraint: Constraint for `kernel` (and `projection_kernel`).
+        recurrent_constraint: Constraint for `recurrent_kernel` (and
+            `gate_recurrent_kernel`).
+        bias_constraint: Constraint for `bias`.
+        peephole_constraint: Constraint for the peephole vectors.
+        dropout: Float in [0, 1). Fraction of the input units to drop.
+        recurrent_dropout: Float in [0, 1). Fraction of the recurrent units
+            to drop.
+        seed: Random seed for dropout.
+        return_sequences: Boolean. Whether to return the whole output sequence
+            or only the last output. Default: `False`.
+        return_state: Boolean. Whether to return the final states after the
+            output. Default: `False`.
+        go_backwards: Boolean (default `False`). If `True`, process the
+            sequence backwards and return the reversed sequence.
+        stateful: Boolean (default `False`). If `True`, the final states of
+            each batch are the initial states of the next one.
+        unroll: Boolean (default `False`). If `True`, unroll the loop.
+        zero_output_for_mask: Boolean (default `False`). If `True`, masked
+            steps output zeros instead of repeating the last output.
+        use_fast_path: `"auto"` (default), `True` or `False`, as for
+            `StandardLSTM`. The fast path runs the standard, peephole and
+            coupled steps; other variants run the generic loop
+            (`fast_path_fallback_reason()` says so).
+        **kwargs: Further `keras.layers.RNN` / `Layer` arguments.
+
+    Call arguments:
+        inputs: A 3D tensor, with shape `(batch, timesteps, features)`.
+        mask: Boolean tensor of shape `(batch, timesteps)` (optional).
+        training: Python boolean, whether dropout applies (optional).
+        initial_state: List of initial state tensors (optional; zeros by
+            default).
+
+    Example:
+
+    >>> layer = LSTMVariant(8, variant="CIFG", projection_units=4)
+    >>> tuple(layer(np.ones((2, 5, 3))).shape)
+    (2, 4)
+    >>> layer.coupled, layer.peephole_gates
+    (True, ('forget', 'output'))
+    """
+
+    cell_class = LSTMVariantCell
+    cell_arguments = (
+        COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS + ("variant", *SWITCHES)
+    )
+
+    variant = _cell_property("variant")
+    input_gate = _cell_property("input_gate")
+    forget_gate = _cell_property("forget_gate")
+    output_gate = _cell_property("output_gate")
+    input_activation = _cell_property("input_activation")
+    output_activation = _cell_property("output_activation")
+    coupled = _cell_property("coupled")
+    full_gate_recurrence = _cell_property("full_gate_recurrence")
+    layer_norm = _cell_property("layer_norm")
+    projection_units = _cell_property("projection_units")
+    cell_clip = _cell_property("cell_clip")
+    projection_clip = _cell_property("projection_clip")
+
+    def __init__(
+        self,
+        units,
+        variant=None,
+        input_gate=None,
+        forget_gate=None,
+        output_gate=None,
+        input_activation=None,
+        output_activation=None,
+        coupled=None,
+        peephole_gates=None,
+        full_gate_recurrence=None,
+        layer_norm=None,
+        projection_units=None,
+        cell_clip=None,
+        projection_clip=None,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        peephole_initializer="glorot_uniform",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        peephole_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        peephole_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        use_fast_path="auto",
+        **kwargs,
+    ):
+        super().__init__(
+            {
+                "units": units,
+                "variant": variant,
+                "input_gate": input_gate,
+                "forget_gate": forget_gate,
+                "output_gate": output_gate,
+                "input_activation": input_activation,
+                "output_activation": output_activation,
+                "coupled": coupled,
+                "peephole_gates": peephole_gates,
+                "full_gate_recurrence": full_gate_recurrence,
+                "layer_norm": layer_norm,
+                "projection_units": projection_units,
+                "cell_clip": cell_clip,
+                "projection_clip": projection_clip,
                 "activation": activation,
                 "recurrent_activation": recurrent_activation,
                 "use_bias": use_bias,

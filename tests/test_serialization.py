@@ -155,3 +155,30 @@ def test_use_fast_path_true_loads_on_any_backend(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK jax" in result.stdout
+
+
+# Files saved by version 0.1.0 (tests/data/make_v0_1_0_files.py) keep loading.
+
+V010 = os.path.join(ROOT, "tests", "data", "v0_1_0")
+
+
+def _v010_names():
+    import json
+
+    with open(os.path.join(V010, "index.json")) as f:
+        return sorted(json.load(f)["files"])
+
+
+@pytest.mark.parametrize("name", _v010_names())
+def test_files_saved_by_0_1_0_load_and_give_the_same_outputs(name):
+    model = keras.saving.load_model(os.path.join(V010, f"{name}.keras"))
+    x = np.load(os.path.join(V010, "inputs.npy"))
+    expected = np.load(os.path.join(V010, f"{name}-outputs.npz"))
+    outputs = model(x)
+    for k, y in enumerate(outputs):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(y), expected[f"arr_{k}"], atol=1e-5, rtol=1e-5
+        )
+    layer = model.get_layer("layer")
+    assert layer.recurrent_dropout == 0.1
+    assert keras.activations.serialize(layer.activation) == "relu"
