@@ -20,6 +20,7 @@ def assert_allclose(actual, desired, **kwargs):
 def assert_array_equal(actual, desired, **kwargs):
     np.testing.assert_array_equal(to_numpy(actual), to_numpy(desired), **kwargs)
 
+
 GATES = ("input", "forget", "output")
 
 
