@@ -4,7 +4,7 @@ Description: Trains a peephole (or standard, coupled) LSTM to forecast the
     next 13 weeks of atmospheric CO2 from the past 104 weeks, compares it
     with two baselines, logs its gates to TensorBoard, plots its forecasts
     and exports a SavedModel that takes a raw window in ppm.
-Result: `--quick` (15 epochs, about half a minute on 2 CPU cores) reaches
+Result: `--quick` (15 epochs, under a minute on 2 CPU cores) reaches
     a test MAE of about 0.4 ppm over all 13 steps, against about 1.7 ppm for
     the seasonal-naive and the persistence forecasts.
 Needs: its helper module `_common.py` from the same directory: run it as a
@@ -44,7 +44,7 @@ What it shows:
   then each gate's histogram and mean in the order of the equations;
   `epoch_loss` and `epoch_mae` for the `train` and `validation` runs.
 
-The default (40 epochs) takes about a minute and a half on 2 CPU cores.
+The default (40 epochs) takes about two minutes on 2 CPU cores.
 
     python examples/time_series_forecast.py --quick
     python examples/time_series_forecast.py --csv data.csv --column load --season 24

@@ -147,7 +147,12 @@ def check_loads_with_only_the_package(*paths):
         "    assert model.loss is not None and model.optimizer is not None\n"
         "print('loaded')\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(EXAMPLES.parent), KERAS_BACKEND="tensorflow")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(EXAMPLES.parent),
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
     result = subprocess.run(
         [sys.executable, "-c", code, *map(str, paths)],
         capture_output=True,
@@ -158,6 +163,7 @@ def check_loads_with_only_the_package(*paths):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "loaded"
+    assert "Warning" not in result.stderr, result.stderr[-3000:]
 
 
 def check_text_serving(path, model, corpus):
