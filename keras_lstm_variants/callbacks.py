@@ -218,7 +218,9 @@ def heatmap_figure(
         scale: Integer in [1, 16], pixels per unit and per time step before
             the bounds apply.
         time_labels: `None`, or one label per time step (a string gives one
-            character per step).
+            character per step). Labels of another length than the layer's
+            time axis (a layer after a strided convolution) are not used:
+            the axis then shows step numbers.
         title: The figure's title, or `None`.
         sort_units: If true, the units are ordered by when their forget gate
             switches (`switch_order`), the same order in every panel.
