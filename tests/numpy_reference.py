@@ -20,7 +20,6 @@ def assert_allclose(actual, desired, **kwargs):
 def assert_array_equal(actual, desired, **kwargs):
     np.testing.assert_array_equal(to_numpy(actual), to_numpy(desired), **kwargs)
 
-
 GATES = ("input", "forget", "output")
 
 

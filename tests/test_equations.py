@@ -144,7 +144,9 @@ def test_peephole_with_zero_peepholes_equals_standard():
     peephole.cell.recurrent_kernel.assign(standard.cell.recurrent_kernel)
     peephole.cell.bias.assign(standard.cell.bias)
     for gate in ("input", "forget", "output"):
-        assert_array_equal(getattr(peephole.cell, f"{gate}_gate_peephole_weights"), 0.0)
+        assert_array_equal(
+            getattr(peephole.cell, f"{gate}_gate_peephole_weights"), 0.0
+        )
     assert_allclose(peephole(x), standard(x), atol=1e-7)
 
 

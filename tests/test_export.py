@@ -50,9 +50,7 @@ def _model(kind):
     elif kind == "bidirectional":
         outputs = keras.layers.Bidirectional(
             klv.CoupledLSTM(
-                4,
-                peephole_gates=("forget", "output"),
-                return_sequences=True,
+                4, peephole_gates=("forget", "output"), return_sequences=True,
                 name="coupled",
             ),
             name="bidi",
@@ -75,7 +73,9 @@ def _model(kind):
 
 def _stateful_model():
     inputs = keras.Input((None, FEATURES), batch_size=2, name="x")
-    x = klv.PeepholeLSTM(4, stateful=True, return_sequences=True, name="first")(inputs)
+    x = klv.PeepholeLSTM(4, stateful=True, return_sequences=True, name="first")(
+        inputs
+    )
     outputs = keras.layers.RNN(
         [klv.StandardLSTMCell(3, name="low"), klv.CoupledLSTMCell(2, name="high")],
         stateful=True,
@@ -289,73 +289,37 @@ def reloaded(tmp_path_factory):
             expected[f"{kind}/{batch}/{time}/gates"] = _expected_gates(kind, model, x)
             for which, path in (("keras", keras_path), ("ours", ours_path)):
                 plan.append(
-                    {
-                        "op": "signature",
-                        "id": f"{which}/{kind}/{batch}/{time}",
-                        "path": path,
-                        "input": name,
-                    }
+                    {"op": "signature", "id": f"{which}/{kind}/{batch}/{time}",
+                     "path": path, "input": name}
                 )
             plan.append(
-                {
-                    "op": "signature",
-                    "id": f"gates/{kind}/{batch}/{time}",
-                    "path": ours_path,
-                    "signature": "gates",
-                    "input": name,
-                }
+                {"op": "signature", "id": f"gates/{kind}/{batch}/{time}",
+                 "path": ours_path, "signature": "gates", "input": name}
             )
-        spec = {
-            "shape": list(model.inputs[0].shape[1:]),
-            "dtype": model.inputs[0].dtype,
-        }
+        spec = {"shape": list(model.inputs[0].shape[1:]),
+                "dtype": model.inputs[0].dtype}
         for which, path in (("keras", keras_path), ("ours", ours_path)):
             plan.append(
-                {
-                    "op": "tfsm_layer",
-                    "id": f"tfsm/{which}/{kind}",
-                    "path": path,
-                    "spec": spec,
-                    "input": f"{kind}_5_11",
-                }
+                {"op": "tfsm_layer", "id": f"tfsm/{which}/{kind}", "path": path,
+                 "spec": spec, "input": f"{kind}_5_11"}
             )
         # TensorFlow Lite, fixed (batch, time).
         x = _feed(kind, TFLITE_BATCH, TFLITE_TIME, seed=7 + seed)
         expected[f"tflite/{kind}"] = _outputs(model, x)
         tflite_path = klv.export_tflite(
-            model,
-            str(work / f"{kind}.tflite"),
-            sequence_length=TFLITE_TIME,
+            model, str(work / f"{kind}.tflite"), sequence_length=TFLITE_TIME,
             batch_size=TFLITE_BATCH,
         )
-        plan.append(
-            {
-                "op": "tflite",
-                "id": f"tflite/{kind}",
-                "path": tflite_path,
-                "input": add_feed(f"tflite_{kind}", x),
-            }
-        )
+        plan.append({"op": "tflite", "id": f"tflite/{kind}", "path": tflite_path,
+                     "input": add_feed(f"tflite_{kind}", x)})
         if kind == "plain":
             bad = np.zeros((2, 5, FEATURES + 1), "float32")
             add_feed("wrong", bad)
             for which, path in (("keras", keras_path), ("ours", ours_path)):
-                plan.append(
-                    {
-                        "op": "wrong_signature",
-                        "id": f"wrong/{which}",
-                        "path": path,
-                        "input": "wrong",
-                    }
-                )
-            plan.append(
-                {
-                    "op": "wrong_serve",
-                    "id": "wrong/serve",
-                    "path": keras_path,
-                    "input": "wrong",
-                }
-            )
+                plan.append({"op": "wrong_signature", "id": f"wrong/{which}",
+                             "path": path, "input": "wrong"})
+            plan.append({"op": "wrong_serve", "id": "wrong/serve",
+                         "path": keras_path, "input": "wrong"})
 
     # TensorFlow Lite with a dynamic batch: an unrolled layer.
     model = _randomized(_model("unrolled"), 900)
@@ -365,14 +329,8 @@ def reloaded(tmp_path_factory):
     for batch in (1, 3):
         x = _feed("unrolled", batch, 6, seed=batch)
         expected[f"tflite/unrolled/{batch}"] = _outputs(model, x)
-        plan.append(
-            {
-                "op": "tflite",
-                "id": f"tflite/unrolled/{batch}",
-                "path": path,
-                "input": add_feed(f"unrolled_{batch}", x),
-            }
-        )
+        plan.append({"op": "tflite", "id": f"tflite/unrolled/{batch}", "path": path,
+                     "input": add_feed(f"unrolled_{batch}", x)})
 
     # Stateful: states as explicit inputs and outputs.
     model = _randomized(_stateful_model(), 500)
@@ -385,66 +343,27 @@ def reloaded(tmp_path_factory):
     expected["stateful/whole"] = whole
     add_feed("stateful_whole", whole)
     add_feed("stateful_a", whole[:, :4])
-    zeros = {
-        k: add_feed(f"zero_{k}", np.zeros((3, n), "float32"))
-        for k, n in state_keys.items()
-    }
-    plan.append(
-        {
-            "op": "signature",
-            "id": "stateful/a",
-            "path": path,
-            "input": "stateful_a",
-            "named": zeros,
-        }
-    )
-    plan.append(
-        {
-            "op": "signature",
-            "id": "stateful/again",
-            "path": path,
-            "input": "stateful_a",
-            "named": zeros,
-        }
-    )
+    zeros = {k: add_feed(f"zero_{k}", np.zeros((3, n), "float32"))
+             for k, n in state_keys.items()}
+    plan.append({"op": "signature", "id": "stateful/a", "path": path,
+                 "input": "stateful_a", "named": zeros})
+    plan.append({"op": "signature", "id": "stateful/again", "path": path,
+                 "input": "stateful_a", "named": zeros})
     # Random start states: the whole sequence from them, outputs and gates.
-    starts = {
-        k: rng.standard_normal((3, n)).astype("float32") for k, n in state_keys.items()
-    }
+    starts = {k: rng.standard_normal((3, n)).astype("float32")
+              for k, n in state_keys.items()}
     expected["stateful/starts"] = starts
     named = {k: add_feed(f"start_{k}", v) for k, v in starts.items()}
-    plan.append(
-        {
-            "op": "signature",
-            "id": "stateful/gates",
-            "path": path,
-            "signature": "gates",
-            "input": "stateful_whole",
-            "named": named,
-        }
-    )
-    plan.append(
-        {
-            "op": "signature",
-            "id": "stateful/from_starts",
-            "path": path,
-            "input": "stateful_whole",
-            "named": named,
-        }
-    )
+    plan.append({"op": "signature", "id": "stateful/gates", "path": path,
+                 "signature": "gates", "input": "stateful_whole", "named": named})
+    plan.append({"op": "signature", "id": "stateful/from_starts", "path": path,
+                 "input": "stateful_whole", "named": named})
     tflite_path = klv.export_tflite(
         model, str(work / "stateful.tflite"), sequence_length=4, batch_size=3
     )
     add_feed("stateful_c", whole[:, 4:8])
-    plan.append(
-        {
-            "op": "tflite",
-            "id": "tflite/stateful",
-            "path": tflite_path,
-            "chunks": ["stateful_a", "stateful_c"],
-            "named": zeros,
-        }
-    )
+    plan.append({"op": "tflite", "id": "tflite/stateful", "path": tflite_path,
+                 "chunks": ["stateful_a", "stateful_c"], "named": zeros})
 
     np.savez(work / "feeds.npz", **feeds)
     (work / "plan.json").write_text(json.dumps(plan))
@@ -452,11 +371,7 @@ def reloaded(tmp_path_factory):
     env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, "-c", RELOADER, str(work)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(work),
-        timeout=600,
+        capture_output=True, text=True, env=env, cwd=str(work), timeout=600,
     )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-4000:]
     results = dict(np.load(work / "results.npz"))
@@ -574,9 +489,7 @@ def _stateful_reference(model, x, starts=None):
 
     def run(name, cell, inputs, coupled):
         return reference_gates(
-            inputs,
-            cell,
-            coupled,
+            inputs, cell, coupled,
             starts.get(key(name, "hidden_state")),
             starts.get(key(name, "cell_state")),
         )
@@ -607,8 +520,7 @@ def test_stateful_export_carries_states_as_inputs_and_outputs(reloaded):
         np.testing.assert_array_equal(again[k], v)
     # The Keras model's own state variables were not touched by the export.
     for v, before in zip(
-        model.non_trainable_weights,
-        reloaded.expected["stateful/variables"],
+        model.non_trainable_weights, reloaded.expected["stateful/variables"],
         strict=True,
     ):
         np.testing.assert_array_equal(to_numpy(v), before)

@@ -40,11 +40,9 @@ def make_layer(variant, gates, weight_seed=0, **kwargs):
 
 
 def inputs(seed=1, batch=BATCH):
-    return (
-        np.random.default_rng(seed)
-        .standard_normal((batch, TIME, FEATURES))
-        .astype("float32")
-    )
+    return np.random.default_rng(seed).standard_normal(
+        (batch, TIME, FEATURES)
+    ).astype("float32")
 
 
 def right_padded_mask(batch=BATCH):
@@ -346,8 +344,7 @@ def test_inference_loop_without_tape(config, kwargs, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "config",
-    [("peephole", ("input", "output")), ("coupled", ("forget",))],
+    "config", [("peephole", ("input", "output")), ("coupled", ("forget",))],
     ids=config_id,
 )
 def test_custom_activations_with_mask_and_graph_mode(config):
