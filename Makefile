@@ -35,7 +35,7 @@ test-torch: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 $(CORE_TESTS)
 
-# Both examples in --quick mode (a few minutes on 2 cores), then what they wrote.
+# Both examples in --quick mode (about 3 min on 2 cores, as the README says), then what they wrote.
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py --logdir runs --out artifacts
 

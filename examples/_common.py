@@ -1,11 +1,15 @@
-"""Pieces shared by the examples: flags, cell lookup, run directories, summary.
+"""Helper module of the examples: flags, cell lookup, run directories, saving.
 
-Each example builds its parser with `make_parser` and `add_common_arguments`,
-raises `ExampleError` for bad input it finds itself, and runs through
-`run_main`, which turns that error into one line on stderr and exit status 2.
+Not an example itself: `text_char_lm.py`, `time_series_forecast.py` and
+`demo.py` import it from the same directory (run them as files, e.g. `python
+examples/text_char_lm.py`). Each example builds its parser with `make_parser`
+and `add_common_arguments`, raises `ExampleError` for bad input it finds
+itself, and runs through `run_main`, which turns that error into one line on
+stderr and exit status 2.
 """
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
@@ -15,6 +19,33 @@ from pathlib import Path
 # Set before Keras is first imported (the examples import this module first).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Sends file descriptor 2 to /dev/null inside the block.
+
+    TensorFlow's C++ start-up messages (absl's "All log messages before
+    absl::InitializeLog()", oneDNN, "Could not find cuda drivers", "failed
+    call to cuInit") ignore TF_CPP_MIN_LOG_LEVEL on a CPU-only machine; a
+    Python exception raised inside still reaches stderr, after the block.
+    """
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+if os.environ["KERAS_BACKEND"] == "tensorflow":
+    with _quiet_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # probes for GPUs now, quietly
 
 import keras  # noqa: E402
 
@@ -35,6 +66,23 @@ class ExampleError(Exception):
     """Bad input found by an example; reported as one line, no traceback."""
 
 
+class DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" to an option's help once: not when the help
+    already names its default, nor for flags and options without one."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if (
+            "default" in help_text
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+            or isinstance(action, argparse._StoreTrueAction)
+        ):
+            return help_text
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An `ArgumentParser` whose errors are one line on stderr, exit status 2."""
 
@@ -43,11 +91,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def make_parser(prog, doc):
-    """A parser named `prog` whose description is the first line of `doc`."""
+    """A parser named `prog` whose description is the first line of `doc`
+    (without its `Title: `)."""
     return OneLineParser(
         prog=prog,
-        description=doc.strip().splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=doc.strip().splitlines()[0].removeprefix("Title: "),
+        formatter_class=DefaultsOnceFormatter,
     )
 
 
@@ -62,13 +111,17 @@ def add_common_arguments(parser, units, epochs):
     parser.add_argument(
         "--cell", default="peephole", choices=sorted(CELLS), help="LSTM variant"
     )
-    parser.add_argument("--units", type=positive_int, default=units)
-    parser.add_argument("--epochs", type=positive_int, default=epochs)
+    parser.add_argument(
+        "--units", type=positive_int, default=units, help="units of each LSTM layer"
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=epochs, help="training epochs"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="demo size: a smaller model and less data (about a minute on 2 cores)",
+        help="demo size: a smaller model, less data and fewer epochs",
     )
     parser.add_argument(
         "--logdir",
@@ -131,44 +184,69 @@ def run_log_dir(root, example, cell):
     return path
 
 
-def training_callbacks(log_dir, probe_inputs):
+def training_callbacks(log_dir, probe_inputs, time_labels=None):
     """Keras's TensorBoard logging plus gate histograms, in one log directory.
 
     Args:
         log_dir: The run's log directory.
         probe_inputs: The batch the gate histograms are computed on.
+        time_labels: Labels of the heatmap's time axis, one per step of the
+            first probe sequence (its characters, or its dates).
 
     Returns:
         A list of callbacks for `model.fit`.
     """
     return [
         keras.callbacks.TensorBoard(log_dir=str(log_dir)),
-        gate_histograms(probe_inputs, log_dir),
+        klv.GateHistograms(
+            probe_inputs,
+            str(log_dir),
+            every_n_epochs=1,
+            time_labels=time_labels,
+            sort_units=True,
+        ),
     ]
 
 
-def gate_histograms(probe_inputs, log_dir):
-    """The package's `GateHistograms` callback, every epoch."""
-    return klv.GateHistograms(probe_inputs, str(log_dir), every_n_epochs=1)
+def save_model(model, out_dir, stem, serving):
+    """Saves the model three ways; returns the paths as `(label, Path)` pairs.
 
+    * `<stem>.keras`: the Keras model; loads with `keras.saving.load_model`
+      after `import keras_lstm_variants`, nothing else.
+    * `<stem>_savedmodel`: `serving`, a `tf.Module` whose signatures take
+      raw input (text, a window of raw values) and give named outputs:
+      what to deploy.
+    * `<stem>_gates_savedmodel`: the Keras model on its own inputs, with a
+      `gates` signature (`keras_lstm_variants.export_saved_model`).
 
-def save_model(model, out_dir, stem):
-    """Saves `model` as `<stem>.keras` and exports `<stem>_savedmodel`.
-
-    The SavedModel has a `gates` signature. A previous SavedModel there is
-    replaced; anything else there is an `ExampleError`.
-
-    Returns:
-        The two paths, as `Path`s: the `.keras` file and the SavedModel.
+    A previous SavedModel there is replaced; anything else in the way is an
+    `ExampleError`.
     """
-    model_path = Path(out_dir) / f"{stem}.keras"
-    export_path = Path(out_dir) / f"{stem}_savedmodel"
+    import shutil
+
+    import tensorflow as tf
+
+    out_dir = Path(out_dir)
+    model_path = out_dir / f"{stem}.keras"
+    serving_path = out_dir / f"{stem}_savedmodel"
+    gates_path = out_dir / f"{stem}_gates_savedmodel"
     model.save(model_path)
+    if serving_path.exists():
+        if not (serving_path / "saved_model.pb").exists():
+            raise ExampleError(
+                f"{serving_path} exists and is not a SavedModel; not replacing it"
+            )
+        shutil.rmtree(serving_path)
+    tf.saved_model.save(serving, str(serving_path), signatures=serving.signatures())
     try:
-        klv.export_saved_model(model, str(export_path), gates=True, overwrite=True)
+        klv.export_saved_model(model, str(gates_path), gates=True, overwrite=True)
     except FileExistsError as error:
         raise ExampleError(str(error)) from None
-    return model_path, export_path
+    return [
+        ("Keras model", model_path),
+        ("SavedModel (serving)", serving_path),
+        ("SavedModel (gates)", gates_path),
+    ]
 
 
 def prepare_out_dir(out):
@@ -229,6 +307,11 @@ def run_main(function, prog, argv):
         return USAGE_ERROR
     print(f"\n{summary}")
     return 0
+
+
+def print_section(title):
+    """Prints a section heading of an example's output."""
+    print(f"\n--- {title} ---", flush=True)
 
 
 def progress_verbosity():

@@ -3,7 +3,8 @@
 Runs `text_char_lm.py --quick` and `time_series_forecast.py --quick` one after
 the other in this process (TensorFlow starts once), each with its own log
 directory under `--logdir`, then lists every file written, the time each
-example took and its numbers against its baselines.
+example took and its numbers against its baselines. Needs the helper module
+`_common.py` and both examples from the same directory.
 
     python examples/demo.py [--cell peephole] [--logdir runs] [--out artifacts]
 """
@@ -22,7 +23,12 @@ PROG = "demo"
 def run(argv=None):
     """Runs both examples; returns `[(summary, seconds)]`."""
     parser = _common.make_parser(PROG, __doc__)
-    parser.add_argument("--cell", default="peephole", choices=sorted(_common.CELLS))
+    parser.add_argument(
+        "--cell",
+        default="peephole",
+        choices=sorted(_common.CELLS),
+        help="LSTM variant of both models",
+    )
     parser.add_argument("--logdir", default="runs", help="TensorBoard root")
     parser.add_argument("--out", default="artifacts", help="model files")
     args = parser.parse_args(argv)

@@ -1,24 +1,50 @@
-"""Multi-step forecasting of the weekly Mauna Loa CO2 series, with gate logging.
+"""
+Title: Forecasting the Mauna Loa CO2 record with an LSTM variant
+Description: Trains a peephole (or standard, coupled) LSTM to forecast the
+    next 13 weeks of atmospheric CO2 from the past 104 weeks, compares it
+    with two baselines, logs its gates to TensorBoard, plots its forecasts
+    and exports a SavedModel that takes a raw window in ppm.
+Result: `--quick` (15 epochs, under a minute on 2 CPU cores) reaches
+    a test MAE of about 0.4 ppm over all 13 steps, against about 1.7 ppm for
+    the seasonal-naive and the persistence forecasts.
+Needs: its helper module `_common.py` from the same directory: run it as a
+    file, `python examples/time_series_forecast.py --quick`, with the
+    `examples` extra installed.
 
-Data: the weekly atmospheric CO2 record of Mauna Loa, 1958-2001, that ships
-inside statsmodels (`statsmodels.datasets.co2`, no download), its gaps filled
-by time interpolation; or any numeric column of a CSV file (`--csv FILE
---column NAME`). Each example is a window of `--window` past values and the
-next `--horizon` values to forecast. The split is by time: the first 70% of the
-series trains, the next 15% validates, the final 15% is the held-out test
-period (a window belongs to the part its forecast targets fall in).
+What it shows:
 
-The model sees each window relative to its last value and predicts the change
-from that value, both scaled by one constant fitted on the training part: the
-level of the series (which keeps rising) never has to be extrapolated.
+* Setup: the TensorFlow backend (for TensorBoard and the SavedModel).
+* Data: the weekly CO2 record of Mauna Loa, 1958-2001, that ships inside
+  statsmodels (`statsmodels.datasets.co2`, no download), gaps filled by time
+  interpolation; or any numeric column of a CSV file (`--csv FILE --column
+  NAME`). Each example is a window of `--window` past values and the next
+  `--horizon` values. The split is by time: the first 70% trains, the next
+  15% validates, the final 15% is the held-out test period (a window belongs
+  to the part its targets fall in). The model sees each window relative to
+  its last value and predicts the change from it, both divided by one
+  constant fitted on the training part, so the rising level never has to be
+  extrapolated.
+* Model: one LSTM variant layer named `series_lstm` and a `Dense` read-out
+  of all horizon steps; `model.summary()` is printed.
+* Training: `model.fit` with `keras.callbacks.TensorBoard` and
+  `keras_lstm_variants.GateHistograms` (the gates of 32 validation windows,
+  the heatmap labelled with the first window's dates).
+* Evaluation: test MAE and RMSE beside persistence (the last value,
+  repeated) and seasonal naive (the value one season, 52 weeks, earlier);
+  a PNG of the forecasts on the test period.
+* Saving: `<out>/time_series_forecast_<cell>.keras` (loads with only
+  `import keras_lstm_variants`), `<out>/time_series_forecast_<cell>_savedmodel`
+  (`serving_default`: a raw `window` `(batch, 104)` in ppm in, `forecast`
+  `(batch, 13)` in ppm out; the scaling is inside) and
+  `<out>/time_series_forecast_<cell>_gates_savedmodel` (scaled windows in,
+  with a `gates` signature).
+* TensorBoard (`tensorboard --logdir runs`, Time Series tab): the group
+  `gates.series_lstm`, whose `0_heatmap` shows each unit's gates over the two
+  years of the probe window (look for units that follow the yearly cycle),
+  then each gate's histogram and mean in the order of the equations;
+  `epoch_loss` and `epoch_mae` for the `train` and `validation` runs.
 
-Prints the test MAE and RMSE of the model beside two baselines: persistence
-(the last value, repeated) and seasonal naive (the value one season earlier,
-52 weeks by default). Logs loss and gate histograms to TensorBoard, exports a
-SavedModel and saves a plot of the forecasts on the test period.
-
-On 2 CPU cores, `--quick` (15 epochs) takes about half a minute, the default
-(40 epochs) about a minute and a half.
+The default (40 epochs) takes about two minutes on 2 CPU cores.
 
     python examples/time_series_forecast.py --quick
     python examples/time_series_forecast.py --csv data.csv --column load --season 24
@@ -32,13 +58,21 @@ import keras
 import matplotlib
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 PROG = "time_series_forecast"
+#: Name of the LSTM layer, and so of its group of gate tags in TensorBoard.
+LAYER_NAME = "series_lstm"
 #: Fractions of the series for training and validation; the rest is the test.
 TRAIN_FRACTION, VALIDATION_FRACTION = 0.70, 0.15
+
+
+"""
+## Data
+"""
 
 
 def load_co2():
@@ -120,6 +154,14 @@ def seasonal_naive_forecast(values, origins, horizon, season):
     return values[origins[:, None] + steps[None, :] - back[None, :]]
 
 
+def time_labels(steps):
+    """Heatmap labels of a window's steps: dates as `YYYY-MM-DD`, else numbers."""
+    steps = np.asarray(steps)
+    if np.issubdtype(steps.dtype, np.datetime64):
+        return [str(day) for day in steps.astype("datetime64[D]")]
+    return [str(step) for step in steps]
+
+
 def errors(truth, forecast):
     """`(MAE, RMSE)` over all windows and steps."""
     diff = forecast - truth
@@ -142,15 +184,62 @@ class Scaler:
         return x[:, -1:] + self.scale * predicted
 
 
+"""
+## Model
+"""
+
+
 def build_model(cell, units, window, horizon):
     """One LSTM variant layer and a linear read-out of all horizon steps."""
     inputs = keras.Input((window, 1), name="window")
-    h = _common.CELLS[cell](units, name=f"{cell}_lstm")(inputs)
+    h = _common.CELLS[cell](units, name=LAYER_NAME)(inputs)
     outputs = keras.layers.Dense(horizon, name="forecast")(h)
     return keras.Model(inputs, outputs, name=f"forecaster_{cell}")
 
 
-def plot_forecasts(path, index, values, origins, truth_start, forecasts, horizon):
+class ForecastServing(tf.Module):
+    """The trained model with its scaling: raw windows in, raw forecasts out.
+
+    `serving_default(window)`: `window`, float32 `(batch, window length)`, the
+    past values in the series' own unit (ppm for CO2), oldest first; returns
+    `forecast`, float32 `(batch, horizon)`, the next values in that unit.
+    """
+
+    def __init__(self, model, scale, window):
+        super().__init__()
+        self.model = model
+        self.scale = tf.constant(scale, tf.float32)
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[tf.TensorSpec([None, window], tf.float32, name="window")],
+        )
+
+    def signatures(self):
+        """The signatures to save, by name."""
+        return {"serving_default": self.serve.get_concrete_function()}
+
+    def _serve(self, window):
+        last = window[:, -1:]
+        change = self.model(((window - last) / self.scale)[..., None], training=False)
+        return {"forecast": last + self.scale * change}
+
+
+"""
+## Evaluation: the forecast plot
+"""
+
+
+def plot_forecasts(
+    path,
+    index,
+    values,
+    origins,
+    truth_start,
+    forecasts,
+    horizon,
+    value_label="value",
+    step_name="step",
+):
     """Saves a PNG of the test period: the truth and non-overlapping forecasts.
 
     Args:
@@ -161,8 +250,13 @@ def plot_forecasts(path, index, values, origins, truth_start, forecasts, horizon
         truth_start: First index of the plotted truth.
         forecasts: `{label: array (len(origins), horizon)}`.
         horizon: Steps per forecast.
+        value_label: Label of the y axis (the quantity and its unit).
+        step_name: What one step is (`"week"`), for the title.
+
+    Returns:
+        The (closed) matplotlib figure.
     """
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(11, 5), dpi=100)
     ax.plot(
         index[truth_start:], values[truth_start:], color="black", lw=1.2, label="truth"
     )
@@ -182,14 +276,42 @@ def plot_forecasts(path, index, values, origins, truth_start, forecasts, horizon
                 label=label if n == 0 else None,
                 **style,
             )
-    ax.set_title(
-        f"Test period: forecasts {horizon} steps ahead from every {horizon}th origin"
+    first = origins[0] + 1
+    ax.axvline(index[first], color="grey", lw=1, ls="-.")
+    ax.annotate(
+        " test period starts",
+        (index[first], 0.02),
+        xycoords=("data", "axes fraction"),
+        color="dimgrey",
     )
+    starts = [origins[i] for i in chosen]
+    ax.plot(
+        index[starts],
+        values[starts],
+        "o",
+        color="black",
+        ms=4,
+        mfc="white",
+        label="forecast origins (last value seen)",
+    )
+    ax.set_title(
+        f"Test period: {horizon}-{step_name} forecasts, one from every "
+        f"{horizon}th {step_name}"
+    )
+    is_date = np.issubdtype(np.asarray(index).dtype, np.datetime64)
+    ax.set_xlabel("year" if is_date else step_name)
+    ax.set_ylabel(value_label)
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
+    return fig
+
+
+"""
+## Training and evaluation
+"""
 
 
 def parse_args(argv):
@@ -215,7 +337,9 @@ def parse_args(argv):
         default=52,
         help="season length of the seasonal-naive baseline",
     )
-    parser.add_argument("--batch-size", type=_common.positive_int, default=32)
+    parser.add_argument(
+        "--batch-size", type=_common.positive_int, default=32, help="batch size"
+    )
     args = _common.parse_with_quick(parser, argv, {"epochs": 15})
     if bool(args.csv) != bool(args.column):
         parser.error("--csv and --column go together")
@@ -251,6 +375,7 @@ def run(argv=None):
             f"--season {args.season} reaches before the start of the series"
         )
     out_dir = _common.prepare_out_dir(args.out)
+    _common.print_section("Data")
     print(f"Series: {description}, {n} values.")
     print(
         f"Windows of {args.window} steps forecasting {args.horizon}: "
@@ -259,15 +384,20 @@ def run(argv=None):
     )
 
     scaler = Scaler(x[train], y[train])
+    _common.print_section("Model")
     keras.utils.set_random_seed(args.seed)
     model = build_model(args.cell, args.units, args.window, args.horizon)
+    model.summary()
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=0.003),
         loss="mse",
         metrics=["mae"],
     )
     log_dir = _common.run_log_dir(args.logdir, PROG, args.cell)
-    print(f"Model: {args.cell} LSTM, {model.count_params():,} weights.")
+    index = series.index.to_numpy()
+    first_probe = origins[val][0]
+    probe_steps = index[first_probe - args.window + 1 : first_probe + 1]
+    _common.print_section("Training")
     start = time.perf_counter()
     model.fit(
         scaler.inputs(x[train]),
@@ -275,11 +405,14 @@ def run(argv=None):
         batch_size=args.batch_size,
         epochs=args.epochs,
         validation_data=(scaler.inputs(x[val]), scaler.targets(x[val], y[val])),
-        callbacks=_common.training_callbacks(log_dir, scaler.inputs(x[val][:32])),
+        callbacks=_common.training_callbacks(
+            log_dir, scaler.inputs(x[val][:32]), time_labels=time_labels(probe_steps)
+        ),
         verbose=_common.progress_verbosity(),
     )
     train_seconds = time.perf_counter() - start
 
+    _common.print_section("Evaluation")
     x_test, y_test, test_origins = x[test], y[test], origins[test]
     predicted = model.predict(scaler.inputs(x_test), verbose=0)
     forecasts = {
@@ -299,7 +432,6 @@ def run(argv=None):
     for name, (mae, rmse) in scores.items():
         print(f"  {name:<{width}}  {mae:8.3f}  {rmse:8.3f}")
 
-    index = series.index.to_numpy()
     plot_path = out_dir / f"{PROG}_{args.cell}.png"
     plot_forecasts(
         plot_path,
@@ -309,21 +441,29 @@ def run(argv=None):
         max(0, test_origins[0] - args.window),
         forecasts,
         args.horizon,
+        value_label=f"{args.column} (CSV column)" if args.csv else "CO2 (ppm)",
+        step_name="step" if args.csv else "week",
     )
-    model_path, export_path = _common.save_model(
-        model, out_dir, f"{PROG}_{args.cell}"
+    _common.print_section("Saving")
+    files = _common.save_model(
+        model,
+        out_dir,
+        f"{PROG}_{args.cell}",
+        ForecastServing(model, scaler.scale, args.window),
+    )
+    _common.print_section("What to look at in TensorBoard")
+    print(
+        f"Time Series tab, group gates.{LAYER_NAME}: 0_heatmap (the gates over "
+        "the probe window's dates), then each gate's histogram and mean in the "
+        "order of the equations; epoch_loss and epoch_mae for train and "
+        "validation."
     )
     model_mae = scores[f"{args.cell} LSTM"][0]
     naive_mae = scores[f"seasonal naive ({args.season} back)"][0]
     return _common.Summary(
         f"{PROG}: {args.cell} LSTM, {args.epochs} epochs in {train_seconds:.0f} s; "
         f"test MAE {model_mae:.3f} vs seasonal naive {naive_mae:.3f}",
-        [
-            ("Forecast plot", plot_path),
-            ("Keras model", model_path),
-            ("SavedModel", export_path),
-            ("TensorBoard logs", log_dir),
-        ],
+        [("Forecast plot", plot_path), *files, ("TensorBoard logs", log_dir)],
         args.logdir,
     )
 

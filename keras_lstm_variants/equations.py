@@ -33,6 +33,17 @@ GATE_NAMES = (
     "hidden_state",
 )
 
+#: The six values in the order the equations compute them: the order of the
+#: tags inside each layer's group.
+EQUATION_ORDER = (
+    "input_gate",
+    "forget_gate",
+    "candidate",
+    "cell_state",
+    "output_gate",
+    "hidden_state",
+)
+
 #: The LSTM's values that come out of `recurrent_activation`: the gates proper.
 SIGMOID_GATE_NAMES = GATE_NAMES[:3]
 

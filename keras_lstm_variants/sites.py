@@ -24,6 +24,7 @@ from keras import ops
 from keras import tree
 
 from keras_lstm_variants.cells import LSTMVariantCell
+from keras_lstm_variants.equations import EQUATION_ORDER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,15 +200,34 @@ def signature_key(name, value_name):
     return key
 
 
-def summary_tag(name, value_name):
-    """The TensorBoard tag of one cell's value: `gates/<name>/<value>`.
+def summary_tag(layer_name, value, statistic=None):
+    """The TensorBoard tag of one cell's value: the callback's one tag rule.
+
+    TensorBoard groups tags by what comes before the first `/`, and sorts
+    them by name inside a group. So every tag of one layer starts with
+    `gates.<layer name>` (each `/` of a nested or `Bidirectional` layer's name
+    replaced by `.`), and the values carry their place in the equations:
+    `0_heatmap`, `1_input_gate`, `2_forget_gate`, `3_candidate`,
+    `4_cell_state`, `5_output_gate`, `6_hidden_state`.
+
+    Args:
+        layer_name: The layer's name as `gate_activations` gives it.
+        value: `"heatmap"` or a value name from `equations.EQUATION_ORDER`.
+        statistic: `None` for the value itself (its histogram or image), or
+            the name of a scalar such as `"mean"`.
+
+    Returns:
+        For example `gates.text_lstm/2_forget_gate/mean` or
+        `gates.bidirectional.forward_coupled_lstm/4_cell_state`.
 
     Example:
 
-    >>> summary_tag("peephole_lstm", "forget_gate")
-    'gates/peephole_lstm/forget_gate'
+    >>> summary_tag("peephole_lstm", "forget_gate", "mean")
+    'gates.peephole_lstm/2_forget_gate/mean'
     """
-    return f"{TAG_PREFIX}/{name}/{value_name}"
+    position = 0 if value == "heatmap" else EQUATION_ORDER.index(value) + 1
+    tag = f"{TAG_PREFIX}.{layer_name.replace('/', '.')}/{position}_{value}"
+    return tag if statistic is None else f"{tag}/{statistic}"
 
 
 def _check_unique_keys(sites):

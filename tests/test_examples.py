@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import keras_lstm_variants as klv
+from keras_lstm_variants.sites import summary_tag as gate_tag
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -51,7 +52,7 @@ def only_run_dir(root, example):
 def check_gate_tags(tags, layer_names):
     for layer in layer_names:
         for gate in klv.GATE_NAMES:
-            assert f"gates/{layer}/{gate}" in tags
+            assert gate_tag(layer, gate) in tags
 
 
 def check_saved_model(path, model, inputs, layer, read_out):
@@ -103,7 +104,9 @@ def results_lines(stdout, start):
     """The printed lines from the one starting with `start` to the summary."""
     lines = stdout.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith(start))
-    last = next(i for i, line in enumerate(lines) if line.startswith("== "))
+    last = next(
+        i for i, line in enumerate(lines) if line.startswith(("== ", "--- Saving ---"))
+    )
     return [line for line in lines[first:last] if line.strip()]
 
 
@@ -116,19 +119,87 @@ def test_text_example_trains_logs_and_exports(tmp_path, capsys):
 
     model_path = root / "out" / "text_char_lm_coupled.keras"
     model = keras.saving.load_model(model_path)
-    export_path = root / "out" / "text_char_lm_coupled_savedmodel"
-    for path in (model_path, export_path):
+    export_path = root / "out" / "text_char_lm_coupled_gates_savedmodel"
+    serving_path = root / "out" / "text_char_lm_coupled_savedmodel"
+    for path in (model_path, export_path, serving_path):
         assert str(path) in out
     ids = np.random.default_rng(1).integers(0, 8, (3, 5)).astype("int32")
     check_saved_model(
-        export_path, model, ids, "coupled_lstm_1", model.get_layer("next_char_logits")
+        export_path, model, ids, "text_lstm", model.get_layer("next_char_logits")
     )
+    check_text_serving(serving_path, model, tmp_path / "corpus.txt")
+    check_loads_with_only_the_package(model_path)
 
     check_printed_bits_per_char(out, root, tmp_path / "corpus.txt")
 
     tags = event_tags(only_run_dir(root / "runs", "text_char_lm"))
     assert {"epoch_loss", "epoch_bits_per_char"} <= tags
-    check_gate_tags(tags, ["coupled_lstm_1"])
+    check_gate_tags(tags, ["text_lstm"])
+
+
+def check_loads_with_only_the_package(*paths):
+    """Each `.keras` file loads in a fresh process that imports only Keras and
+    the package (not the examples), and can be evaluated."""
+    code = (
+        "import sys, keras, keras_lstm_variants\n"
+        "for path in sys.argv[1:]:\n"
+        "    model = keras.saving.load_model(path)\n"
+        "    assert model.loss is not None and model.optimizer is not None\n"
+        "print('loaded')\n"
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(EXAMPLES.parent),
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(paths[0].parent),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "loaded"
+    assert "Warning" not in result.stderr, result.stderr[-3000:]
+
+
+def check_text_serving(path, model, corpus):
+    """The serving SavedModel takes strings: its logits are the Keras model's
+    at the last character, its vocabulary is the training text's, and
+    generation at a tiny temperature is the model's greedy continuation."""
+    import tensorflow as tf
+
+    train, _, _ = text_char_lm.file_corpus(corpus, 17)
+    vocab = text_char_lm.Vocabulary(train)
+    loaded = tf.saved_model.load(str(path))
+    characters = loaded.signatures["vocabulary"]()["characters"].numpy()
+    assert [c.decode() for c in characters] == ["\ufffd", *vocab.chars]
+
+    texts = ["gate ", "forget é", "x\u2603"]  # the snowman is not in the text
+    served = loaded.signatures["serving_default"](text=tf.constant(texts))
+    (key,) = served
+    assert key == "next_char_logits"
+    for text, logits in zip(texts, served[key].numpy(), strict=True):
+        expected = keras.ops.convert_to_numpy(model(vocab.encode(text)[None]))[0, -1]
+        np.testing.assert_allclose(logits, expected, atol=1e-5)
+
+    generated = (
+        loaded.signatures["generate"](
+            prompt=tf.constant("ga"),
+            num_chars=tf.constant(8),
+            temperature=tf.constant(1e-4),
+        )["generated_text"]
+        .numpy()
+        .decode()
+    )
+    ids = list(vocab.encode("ga"))
+    for _ in range(8):
+        logits = keras.ops.convert_to_numpy(model(np.array([ids], "int32")))[0, -1]
+        ids.append(int(np.argmax(logits)))
+    assert generated == vocab.decode(ids[2:])
 
 
 def check_printed_bits_per_char(out, root, corpus):
@@ -260,19 +331,52 @@ def test_series_example_trains_logs_plots_and_exports(tmp_path, capsys):
     out_dir = root / "out"
     png = out_dir / "time_series_forecast_standard.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    model = keras.saving.load_model(out_dir / "time_series_forecast_standard.keras")
+    model_path = out_dir / "time_series_forecast_standard.keras"
+    model = keras.saving.load_model(model_path)
     windows = np.random.default_rng(2).standard_normal((3, 24, 1)).astype("float32")
     check_saved_model(
-        out_dir / "time_series_forecast_standard_savedmodel",
+        out_dir / "time_series_forecast_standard_gates_savedmodel",
         model,
         windows,
-        "standard_lstm",
+        "series_lstm",
         lambda hidden: model.get_layer("forecast")(hidden[:, -1]),
+    )
+    check_loads_with_only_the_package(model_path)
+    check_series_serving(
+        out_dir / "time_series_forecast_standard_savedmodel",
+        model,
+        tmp_path / "series.csv",
     )
 
     tags = event_tags(only_run_dir(root / "runs", "time_series_forecast"))
     assert {"epoch_loss", "epoch_mae"} <= tags
-    check_gate_tags(tags, ["standard_lstm"])
+    check_gate_tags(tags, ["series_lstm"])
+
+
+def check_series_serving(path, model, csv):
+    """The serving SavedModel takes raw windows and returns raw forecasts:
+    the Keras model's output on the window made relative to its last value
+    and divided by the training targets' spread, scaled back."""
+    import tensorflow as tf
+
+    values = np.genfromtxt(csv, delimiter=",", skip_header=1)[:, 1]
+    values[17] = (values[16] + values[18]) / 2  # the gap, interpolated
+    n, window, horizon = len(values), 24, 4
+    origins = np.arange(window - 1, n - horizon)
+    x = np.stack([values[t - window + 1 : t + 1] for t in origins])
+    y = np.stack([values[t + 1 : t + 1 + horizon] for t in origins])
+    train = origins + horizon < int(n * 0.7)
+    scale = np.std(y[train] - x[train][:, -1:])
+
+    raw = x[::40].astype("float32")
+    loaded = tf.saved_model.load(str(path))
+    served = loaded.signatures["serving_default"](window=tf.constant(raw))
+    assert list(served) == ["forecast"]
+    relative = ((raw - raw[:, -1:]) / scale)[..., None].astype("float32")
+    expected = raw[:, -1:] + scale * keras.ops.convert_to_numpy(model(relative))
+    np.testing.assert_allclose(served["forecast"].numpy(), expected, atol=1e-4)
+    # The forecasts are in the series' own range, not scaled changes.
+    assert np.abs(served["forecast"].numpy() - raw[:, -1:]).max() < 5.0
 
 
 def test_series_example_is_deterministic_with_a_seed(tmp_path, capsys):
@@ -409,3 +513,57 @@ def test_demo_runs_both_examples_quick_and_lists_what_they_wrote(
     assert "text headline" in tail and "series headline" in tail
     assert str(tmp_path / "series.keras") in tail
     assert "tensorboard --logdir r" in tail
+
+
+def test_forecast_plot_says_what_it_shows(tmp_path):
+    import pandas as pd
+
+    index = pd.date_range("1990-01-07", periods=120, freq="W").to_numpy()
+    values = np.linspace(350.0, 360.0, 120)
+    origins = np.arange(80, 110)
+    forecasts = {"model": np.tile(values[origins, None], (1, 4))}
+    fig = time_series_forecast.plot_forecasts(
+        tmp_path / "f.png", index, values, origins, 60, forecasts, 4,
+        value_label="CO2 (ppm)", step_name="week",
+    )  # fmt: skip
+    (ax,) = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("year", "CO2 (ppm)")
+    assert ax.get_title() == ("Test period: 4-week forecasts, one from every 4th week")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    origin_marks = lines["forecast origins (last value seen)"]
+    np.testing.assert_array_equal(origin_marks.get_xdata(), index[origins[::4]])
+    # A vertical line where the test period starts: its first target.
+    starts = [
+        line.get_xdata()[0]
+        for line in ax.get_lines()
+        if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]
+    ]
+    assert starts == [index[81]]
+    assert any("test period starts" in t.get_text() for t in ax.texts)
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "script", ["text_char_lm.py", "time_series_forecast.py", "demo.py"]
+)
+def test_help_shows_each_default_once(script):
+    env = dict(os.environ, PYTHONPATH=str(EXAMPLES.parent))
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", "no start-up noise on stderr"
+    # Options, each with its help (argparse indents continuation lines).
+    options = " ".join(result.stdout.split()).split(" --")[1:]
+    assert options
+    for option in options:
+        assert option.count("default") <= 1, option
+        assert "(default: None)" not in option and "(default: False)" not in option
+    text = " ".join(result.stdout.split())
+    if script != "demo.py":
+        assert "--units UNITS units of each LSTM layer (default:" in text
+        assert "minute" not in text  # durations are stated once, in the README
