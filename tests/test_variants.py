@@ -344,3 +344,58 @@ def test_the_readme_lists_every_variant():
         readme = f.read()
     for name in GREFF:
         assert f"`{name}`" in readme, name
+
+
+def test_export_and_callback_carry_the_variants_values(tmp_path):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("SavedModels and TensorBoard logs need TensorFlow")
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator
+
+    x = _inputs(14, batch=2, time=5, features=5)
+    inputs = keras.Input((None, 5), batch_size=2)
+    nig = klv.LSTMVariant(3, variant="NIG", return_sequences=True, name="nig")
+    fgr = klv.LSTMVariant(
+        2, variant="FGR", projection_units=2, stateful=True, name="fgr"
+    )
+    model = keras.Model(inputs, fgr(nig(inputs)))
+    model(x)
+    fgr.reset_state()
+    expected = to_numpy(model(x))
+    fgr.reset_state()
+    gates = klv.gate_activations(model, x)
+
+    path = klv.export_saved_model(model, tmp_path / "saved")
+    loaded = tf.saved_model.load(path)
+    zeros = {
+        "fgr__hidden_state": tf.zeros((2, 2)),
+        "fgr__cell_state": tf.zeros((2, 2)),
+        "fgr__previous_gates": tf.zeros((2, 6)),
+    }
+    served = loaded.signatures["serving_default"](
+        **{model.input.name: tf.constant(x)}, **zeros
+    )
+    np.testing.assert_allclose(served["output_0"].numpy(), expected, atol=1e-5)
+    assert tuple(served["fgr__previous_gates"].shape) == (2, 6)
+    exported = loaded.signatures["gates"](
+        **{model.input.name: tf.constant(x)}, **zeros
+    )
+    assert "nig__input_gate" not in exported
+    for name in ("nig", "fgr"):
+        for value, array in gates[name].items():
+            np.testing.assert_allclose(
+                exported[f"{name}__{value}"].numpy(), array, atol=1e-5
+            )
+
+    model.compile("sgd", "mse")
+    callback = klv.GateHistograms(x, str(tmp_path / "logs"))
+    model.fit(x, np.zeros((2, 2)), batch_size=2, epochs=1, verbose=0,
+              callbacks=[callback])
+    events = event_accumulator.EventAccumulator(
+        str(tmp_path / "logs" / "gates"), size_guidance={"tensors": 0}
+    )
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    assert klv.sites.summary_tag("nig", "forget_gate") in tags
+    assert klv.sites.summary_tag("nig", "input_gate") not in tags
+    assert klv.sites.summary_tag("nig", "heatmap") in tags
