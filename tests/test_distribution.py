@@ -37,7 +37,7 @@ from distributed_runs import UNITS
 from distributed_runs import layer_names
 
 from keras_lstm_variants import GATE_NAMES
-from keras_lstm_variants.export import signature_key
+from keras_lstm_variants import signature_key
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "distributed_runs.py"

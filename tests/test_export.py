@@ -681,7 +681,7 @@ def test_export_tflite_optimizations_by_name_quantize(tmp_path):
     plain = tmp_path / "plain.tflite"
     klv.export_tflite(model, plain, sequence_length=3)
     for optimizations in (["DEFAULT"], [tf.lite.Optimize.DEFAULT]):
-        path = tmp_path / f"q{len(optimizations[0])}.tflite"
+        path = tmp_path / f"q{type(optimizations[0]).__name__}.tflite"
         klv.export_tflite(model, path, sequence_length=3, optimizations=optimizations)
         # The 64 x 256 recurrent kernel is stored in 8 bits: a smaller file.
         assert path.stat().st_size < 0.6 * plain.stat().st_size
