@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # The tests of the cells, layers and gate inspection, and the docstring
 # examples, which also run on JAX and PyTorch.
 CORE_TESTS := tests/test_equations.py tests/test_layers.py tests/test_errors.py \
-	tests/test_serialization.py tests/test_inspection.py \
+	tests/test_serialization.py tests/test_inspection.py tests/test_variants.py \
 	--doctest-modules keras_lstm_variants
 
 $(BIN)/python:

@@ -1,0 +1,151 @@
+"""Benchmark: each option of the variant space against `StandardLSTM`.
+
+For every Greff variant and for layer normalization, projection (to half the
+units) and clipping, a compiled training step (`train_on_batch`, Adam, MSE)
+and a forward pass (`predict_on_batch`) of `LSTMVariant`, at S1 and S2 of
+REFERENCE.md (TensorFlow backend, CPU, float32), as ratios to `StandardLSTM`
+(on its fast path) measured in the same run. Contenders are built and warmed
+up first, then run interleaved, round after round; medians are reported.
+Where an option runs the generic loop instead of the fast path, the table
+says so (`fast_path_fallback_reason()`).
+
+Targets (issue 12): layer normalization at most 1.5x, projection to units/2 at
+most 0.9x, clipping and the Greff switches at most 1.1x (FGR reported).
+
+Usage:
+    python benchmarks/bench_variants.py --quick     # S1 only, a few minutes
+    python benchmarks/bench_variants.py --json results.json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_layers import SHAPES  # noqa: E402
+from bench_layers import _keras_contender as keras_contender  # noqa: E402
+
+BASELINE = "StandardLSTM"
+
+#: name -> LSTMVariant arguments (besides units); the projection is to units/2.
+OPTIONS = {
+    "NP (= standard)": {"variant": "NP"},
+    "vanilla": {"variant": "vanilla"},
+    "NIG": {"variant": "NIG"},
+    "NFG": {"variant": "NFG"},
+    "NOG": {"variant": "NOG"},
+    "NIAF": {"variant": "NIAF"},
+    "NOAF": {"variant": "NOAF"},
+    "CIFG": {"variant": "CIFG"},
+    "FGR": {"variant": "FGR"},
+    "layer_norm": {"layer_norm": True},
+    "projection (units/2)": {"projection_units": "half"},
+    "cell_clip": {"cell_clip": 3.0},
+}
+
+
+def _factories():
+    import keras_lstm_variants as klv
+
+    def variant(options):
+        def make(units):
+            kwargs = dict(options)
+            if kwargs.get("projection_units") == "half":
+                kwargs["projection_units"] = units // 2
+            return klv.LSTMVariant(units, **kwargs)
+
+        return make
+
+    return {BASELINE: lambda u: klv.StandardLSTM(u)} | {
+        name: variant(options) for name, options in OPTIONS.items()
+    }
+
+
+def measure(shape_names, rounds, warmup):
+    factories = _factories()
+    rows = []
+    for shape_name in shape_names:
+        shape = SHAPES[shape_name]
+        contenders, paths = {}, {}
+        for name, factory in factories.items():
+            contenders[name] = keras_contender(factory, shape)
+            layer = factory(shape[-1])
+            layer.build((None, shape[1], shape[2]))
+            paths[name] = layer.fast_path_fallback_reason() is None
+        times = {(n, k): [] for n in contenders for k in ("train", "forward")}
+        for _ in range(warmup):
+            for train, forward in contenders.values():
+                train()
+                forward()
+        for _ in range(rounds):
+            for name, (train, forward) in contenders.items():
+                for kind, fn in (("train", train), ("forward", forward)):
+                    start = time.perf_counter()
+                    fn()
+                    times[(name, kind)].append(time.perf_counter() - start)
+        medians = {key: 1000 * statistics.median(v) for key, v in times.items()}
+        for name in contenders:
+            rows.append(
+                {
+                    "shape": shape_name,
+                    "contender": name,
+                    "fast_path": paths[name],
+                    **{
+                        f"{kind}_{what}": value
+                        for kind in ("train", "forward")
+                        for what, value in (
+                            ("ms", medians[(name, kind)]),
+                            (
+                                "ratio",
+                                medians[(name, kind)] / medians[(BASELINE, kind)],
+                            ),
+                        )
+                    },
+                }
+            )
+    return rows
+
+
+def format_table(rows):
+    lines = [
+        "| shape | option | path | train ms | train × standard | forward ms "
+        "| forward × standard |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['shape']} | {r['contender']} | "
+            f"{'fast' if r['fast_path'] else 'generic'} | {r['train_ms']:.1f} | "
+            f"{r['train_ratio']:.2f} | {r['forward_ms']:.1f} | "
+            f"{r['forward_ratio']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="S1 only, fewer rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument(
+        "--shapes", nargs="+", default=None, choices=sorted(SHAPES), help="shapes"
+    )
+    args = parser.parse_args(argv)
+    shapes = args.shapes or (["S1"] if args.quick else ["S1", "S2"])
+    rounds = args.rounds or (5 if args.quick else 10)
+    rows = measure(shapes, rounds=rounds, warmup=2)
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
