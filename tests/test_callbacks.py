@@ -292,8 +292,8 @@ def test_a_tensorboard_server_lists_the_gate_tags(runs, tmp_path):
 
 
 def test_heatmap_panels_labels_and_colour_bar():
-    from keras_lstm_variants.callbacks import gate_heatmap
-    from keras_lstm_variants.callbacks import heatmap_figure
+    from keras_lstm_variants.heatmaps import gate_heatmap
+    from keras_lstm_variants.heatmaps import heatmap_figure
 
     units, steps = 3, 6
     gates = {
@@ -339,7 +339,7 @@ def test_heatmap_panels_labels_and_colour_bar():
 
 
 def test_heatmap_size_is_bounded_for_any_model():
-    from keras_lstm_variants.callbacks import gate_heatmap
+    from keras_lstm_variants.heatmaps import gate_heatmap
 
     for units, steps, scale in [(1, 1, 1), (5, 7, 16), (600, 3000, 16)]:
         gates = {g: np.full((1, steps, units), 0.5) for g in GATES}
@@ -348,7 +348,7 @@ def test_heatmap_size_is_bounded_for_any_model():
 
 
 def test_units_sorted_by_when_their_forget_gate_switches():
-    from keras_lstm_variants.callbacks import switch_order
+    from keras_lstm_variants.heatmaps import switch_order
 
     forget = np.zeros((6, 3))
     forget[4:, 0] = 1.0  # unit 0 switches between steps 3 and 4
@@ -435,7 +435,7 @@ def test_write_gates_outside_training(tmp_path):
 def test_histogram_buckets_match_tensorboards_own():
     from tensorboard.plugins.histogram import summary_v2
 
-    from keras_lstm_variants.callbacks import histogram_tensor
+    from keras_lstm_variants.summaries import histogram_tensor
 
     values = np.random.default_rng(3).uniform(0.0, 1.0, (8, 20, 5))
     want = tensor_util.make_ndarray(
