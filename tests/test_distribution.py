@@ -38,6 +38,7 @@ from distributed_runs import layer_names
 
 from keras_lstm_variants import GATE_NAMES
 from keras_lstm_variants import signature_key
+from keras_lstm_variants.sites import summary_tag
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "distributed_runs.py"
@@ -229,17 +230,17 @@ def gate_events(mirrored):
 @pytest.mark.parametrize("layer", TF_LAYERS)
 def test_gate_histograms_under_mirrored_strategy(mirrored, gate_events, layer):
     for gate in GATE_NAMES:
-        histograms = gate_events[f"gates/{layer}/{gate}"]
+        histograms = gate_events[summary_tag(layer, gate)]
         assert sorted(histograms) == list(range(STEPS)), gate
         for histogram in histograms.values():
             assert histogram[:, 2].sum() == PROBE * TIME * UNITS, gate
     # The last epoch's scalars are those of the trained model's gates.
     gates = mirrored.arrays["outputs"]
     for gate in ("input_gate", "forget_gate", "output_gate"):
-        logged = gate_events[f"gates/{layer}/{gate}/mean"][STEPS - 1]
+        logged = gate_events[summary_tag(layer, gate, "mean")][STEPS - 1]
         want = gates[f"{layer}/{gate}"].astype(np.float64).mean()
         np.testing.assert_allclose(logged, want, atol=ATOL, err_msg=gate)
-    assert f"gates/{layer}/heatmap" in gate_events
+    assert summary_tag(layer, "heatmap") in gate_events
 
 
 def test_mirrored_keras_file_reloads_in_a_fresh_process(mirrored):

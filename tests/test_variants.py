@@ -232,49 +232,49 @@ def test_config_round_trip_keeps_every_switch():
 
 
 def test_finite_differences_of_a_combined_variant():
+    """Autodiff of the layer (float64) against central differences of the
+    NumPy oracle, for the input and entries of every weight."""
     if keras.backend.backend() == "jax":
         pytest.skip("Keras's JAX backend computes float64 activations in float32")
     from autodiff import gradients
 
-    keras.config.set_dtype_policy("float64")
     x = _inputs(8, batch=2, time=4, features=3).astype("float64")
-    layer = klv.LSTMVariant(
-        3, variant="FGR", layer_norm=True, projection_units=2, return_sequences=True
-    )
+    options = {"variant": "FGR", "layer_norm": True, "projection_units": 2}
+    layer = klv.LSTMVariant(3, return_sequences=True, dtype="float64", **options)
     layer.build(x.shape)
     randomize_weights(layer, seed=9, scale=0.4)
     projection = np.random.default_rng(10).normal(size=(2, 4, 2))
     analytic = gradients(layer, x, projection)
-    eps = 1e-6
+    weights = variant_weights(layer.cell)
+    oracle = _oracle_options("FGR", {"layer_norm": True})
 
-    fixed = [v.value for v in layer.non_trainable_variables]
+    def loss():
+        values, _, _ = variant_sequence(x, weights, oracle, 3, 2)
+        return float(np.sum(values["hidden_state"] * projection))
 
-    def loss(weights, xx):
-        outputs, _ = layer.stateless_call(weights, fixed, xx)
-        return float(np.sum(to_numpy(outputs) * projection))
+    def numeric(array, index, eps=1e-6):
+        saved = array[index]
+        array[index] = saved + eps
+        plus = loss()
+        array[index] = saved - eps
+        minus = loss()
+        array[index] = saved
+        return (plus - minus) / (2 * eps)
 
-    weights = [v.value for v in layer.trainable_variables]
-    numeric_x = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[index] += eps
-        down[index] -= eps
-        numeric_x[index] = (loss(weights, up) - loss(weights, down)) / (2 * eps)
-    np.testing.assert_allclose(analytic[0], numeric_x, atol=1e-7)
     rng = np.random.default_rng(11)
-    for k, w in enumerate(weights):
-        w = to_numpy(w)
-        # Four entries of each weight, drawn at random, keep the test quick.
-        for flat in rng.choice(w.size, size=min(4, w.size), replace=False):
-            index = np.unravel_index(flat, w.shape)
-            up, down = w.copy(), w.copy()
-            up[index] += eps
-            down[index] -= eps
-            plus = [*weights[:k], up, *weights[k + 1 :]]
-            minus = [*weights[:k], down, *weights[k + 1 :]]
-            numeric = (loss(plus, x) - loss(minus, x)) / (2 * eps)
+    targets = [x]
+    for variable in layer.trainable_variables:
+        name = variable.path.split("/")[-1]
+        gate = name.split("_gate_peephole")[0]
+        peepholes = weights["peepholes"]
+        targets.append(peepholes[gate] if gate in peepholes else weights[name])
+    for k, (target, grad) in enumerate(zip(targets, analytic, strict=True)):
+        # Four entries of each array, drawn at random, keep the test quick.
+        for flat in rng.choice(target.size, size=min(4, target.size), replace=False):
+            index = np.unravel_index(flat, target.shape)
             np.testing.assert_allclose(
-                analytic[k + 1][index], numeric, atol=1e-7, err_msg=str(k)
+                grad[index], numeric(target, index), atol=1e-7, rtol=1e-6,
+                err_msg=f"array {k}",
             )
 
 
