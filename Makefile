@@ -29,7 +29,7 @@ test: lint
 
 # The core tests on TensorFlow and on JAX, in a separate .venv-floors that holds
 # exactly the lowest versions setup.cfg declares (tools/floor_constraints.py pins
-# each `>=` of install_requires and of the test extra to `==`). About 10 minutes.
+# each `>=` of install_requires and of the test extra to `==`).
 FLOORS_VENV := .venv-floors
 
 $(FLOORS_VENV)/.installed: setup.cfg pyproject.toml tools/floor_constraints.py
