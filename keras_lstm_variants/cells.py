@@ -229,7 +229,9 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
         **kwargs,
     ):
         self.units = validation.check_units(units)
-        if peephole_gates is not None:
+        if peephole_gates is not None or not self.switches_in_config:
+            # The presets take a list of gates; only `LSTMVariantCell` reads
+            # `None` as "the variant's peepholes".
             peephole_gates = validation.check_peephole_gates(
                 peephole_gates, self.allowed_peephole_gates, self.peephole_gates_note
             )

@@ -5,12 +5,6 @@ import keras
 import numpy as np
 import pytest
 from autodiff import gradients
-from conftest import ALL_CONFIGS
-from conftest import CELL_CLASSES
-from conftest import LAYER_CLASSES
-from conftest import cell_kwargs
-from conftest import config_id
-from conftest import randomize_weights
 from numpy_reference import assert_allclose
 from numpy_reference import assert_array_equal
 from numpy_reference import cell_weights
@@ -18,6 +12,12 @@ from numpy_reference import lstm_sequence
 from numpy_reference import to_numpy
 
 import keras_lstm_variants as klv
+from conftest import ALL_CONFIGS
+from conftest import CELL_CLASSES
+from conftest import LAYER_CLASSES
+from conftest import cell_kwargs
+from conftest import config_id
+from conftest import randomize_weights
 
 SHAPES = [(1, 1, 1, 1), (3, 5, 4, 6), (8, 12, 7, 16)]  # batch, time, features, units
 

@@ -13,16 +13,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ALL_CONFIGS
-from conftest import LAYER_CLASSES
-from conftest import cell_kwargs
-from conftest import config_id
-from conftest import randomize_weights
 from numpy_reference import assert_allclose
 from numpy_reference import cell_weights
 from numpy_reference import lstm_sequence
 
 import keras_lstm_variants as klv
+from conftest import ALL_CONFIGS
+from conftest import LAYER_CLASSES
+from conftest import cell_kwargs
+from conftest import config_id
+from conftest import randomize_weights
 from keras_lstm_variants import _tf_sequence
 from keras_lstm_variants import fast_path
 

@@ -162,15 +162,21 @@ def test_use_fast_path_true_loads_on_any_backend(tmp_path):
 V010 = os.path.join(ROOT, "tests", "data", "v0_1_0")
 
 
-def _v010_names():
+def _v010_index():
     import json
 
     with open(os.path.join(V010, "index.json")) as f:
-        return sorted(json.load(f)["files"])
+        return json.load(f)
 
 
-@pytest.mark.parametrize("name", _v010_names())
+@pytest.mark.parametrize("name", sorted(_v010_index()["files"]))
 def test_files_saved_by_0_1_0_load_and_give_the_same_outputs(name):
+    saved_with = _v010_index()["keras"]
+    if _version(keras.__version__) < _version(saved_with):
+        pytest.skip(
+            f"the files were saved by Keras {saved_with}, whose initializer "
+            f"configs Keras {keras.__version__} cannot read"
+        )
     model = keras.saving.load_model(os.path.join(V010, f"{name}.keras"))
     x = np.load(os.path.join(V010, "inputs.npy"))
     expected = np.load(os.path.join(V010, f"{name}-outputs.npz"))
@@ -182,3 +188,7 @@ def test_files_saved_by_0_1_0_load_and_give_the_same_outputs(name):
     layer = model.get_layer("layer")
     assert layer.recurrent_dropout == 0.1
     assert keras.activations.serialize(layer.activation) == "relu"
+
+
+def _version(text):
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())

@@ -83,7 +83,11 @@ def main():
             np.savez(os.path.join(HERE, f"{name}-outputs.npz"), *outputs)
             index[name] = {"variant": variant, "peephole_gates": list(gates)}
     with open(os.path.join(HERE, "index.json"), "w") as f:
-        json.dump({"version": klv.__version__, "files": index}, f, indent=1)
+        json.dump(
+            {"version": klv.__version__, "keras": keras.__version__, "files": index},
+            f,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":
