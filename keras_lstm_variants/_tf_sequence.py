@@ -19,14 +19,14 @@ The recurrence runs as one custom gradient for the whole sequence:
   only the outputs, or nothing when only the last output is used. A plain
   loop keeps exported models free of XLA;
 * backward: back-propagation through time in chunks of about `CHUNK_ROWS`
-  rows (`steps × batch`), from the end. Each chunk's steps run in an
-  XLA-compiled loop: each step's local derivatives come from autodiff of the
-  very same step function (so the gate formulas exist once, in
-  `equations.py`), which also recomputes `h_t` from `z_t` and `c_{t-1}`;
-  only `δz_t · recurrent_kernelᵀ` is a product inside it. Then the chunk's
-  `δz` feeds the gradients of `kernel`, `recurrent_kernel`, `bias` and the
-  inputs with one TensorFlow product each, so `δz` never exists for the
-  whole sequence.
+  rows (`steps × batch`) and at most `√time` steps, from the end. Each
+  chunk's steps run in an XLA-compiled loop: each step's local derivatives
+  come from autodiff of the very same step function (so the gate formulas
+  exist once, in `equations.py`), which also recomputes `h_t` from `z_t` and
+  `c_{t-1}`; only `δz_t · recurrent_kernelᵀ` is a product inside it. Then
+  the chunk's `δz` feeds the gradients of `kernel`, `recurrent_kernel`,
+  `bias` and the inputs with one TensorFlow product each, so `δz` never
+  exists for the whole sequence.
 
 Peak tensor memory of a training step is thus about 5 `batch × time × units`
 values (the saved `z` and `c`) plus chunk-sized buffers; `keras.layers.LSTM`
@@ -133,8 +133,10 @@ def _previous(sequence, first, t):
 
 def _chunk_steps(batch, steps):
     """Time steps per chunk of the backward pass: about `CHUNK_ROWS` rows of
-    `batch`, at most the whole sequence."""
-    return tf.minimum(tf.maximum(CHUNK_ROWS // batch, 1), steps)
+    `batch`, and at most `√steps`, so that the chunk's buffers stay a small
+    part of the saved values."""
+    root = tf.cast(tf.math.ceil(tf.sqrt(tf.cast(steps, tf.float32))), steps.dtype)
+    return tf.minimum(tf.maximum(CHUNK_ROWS // batch, 1), root)
 
 
 def _read_previous(array, first, t):
@@ -330,7 +332,16 @@ def _build_kernels(config, sequences):
                 d_h, d_out_next = d_h + d_out_next, no_output
         empty = tf.zeros([0], x.dtype)
 
-        def body(j, d_h, d_c, d_out_next, dz_above, d_weights, d_xs):
+        def body(j, *carried):
+            new = chunk_body(j, *carried)
+            # The compiled chunk's outputs may have lost static shapes (its
+            # `tf.function` relaxes them): give back the loop variables'.
+            tf.nest.map_structure(
+                lambda n, c: n.set_shape(c.shape), new[1:-1], carried[:-1]
+            )
+            return new
+
+        def chunk_body(j, d_h, d_c, d_out_next, dz_above, d_weights, d_xs):
             end = steps - j * chunk
             start = tf.maximum(end - chunk, 0)
             times = tf.range(start, end)
