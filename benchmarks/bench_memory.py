@@ -25,8 +25,9 @@ not mix:
   (`resource.getrusage(...).ru_maxrss`) over a warm-up step at 16 time steps
   and one step at the full length, and that peak minus the resident set
   before the full-length step (so the libraries, the model and the compiled
-  functions count in the first figure only). RSS also holds what the C
-  allocator keeps cached; it is what the operating system sees.
+  functions count in the first figure only; the fast path's XLA compilation
+  for the full length still counts in the second). RSS also holds what the
+  C allocator keeps cached; it is what the operating system sees.
 
 Ratios are to `keras.layers.LSTM` at the same shape.
 
