@@ -8,7 +8,7 @@ The recurrence runs as one custom gradient for the whole sequence:
 
 * forward (a plain TensorFlow loop, traced inline into the caller's graph):
   `z_t = x_t · kernel + h_{t-1} · recurrent_kernel + bias`, then the shared
-  gate equations `equations.lstm_gates`, then the layer's masking rule. The
+  gate equations `equations.lstm_step`, then the layer's masking rule. The
   input product stays inside the loop: it does not depend on `h`, so the
   loop runs it for later steps while the current one waits (on a 2-core CPU
   that measured faster than one large product before the loop, which also
@@ -50,8 +50,7 @@ bookkeeping of TensorFlow's generic loop gradient, which dominates on CPU.
 
 import tensorflow as tf
 
-from keras_lstm_variants.equations import block_order
-from keras_lstm_variants.equations import lstm_gates
+from keras_lstm_variants.equations import lstm_step
 
 # One forward and backward pair per static configuration, shared by all layers.
 _KERNELS = {}
@@ -68,34 +67,15 @@ CHUNK_ROWS = 1024
 class _StepConfig:
     """The static (Python) part of a step: what changes the traced graph."""
 
-    def __init__(
-        self,
-        coupled,
-        activation,
-        recurrent_activation,
-        peepholes,
-        masked,
-        zero_out,
-        recurrent_dropout,
-    ):
-        self.coupled = coupled
-        self.activation = activation
-        self.recurrent_activation = recurrent_activation
-        self.peepholes = peepholes  # tuple of gate names that have a weight
+    def __init__(self, lstm, masked, zero_out, recurrent_dropout):
+        self.lstm = lstm  # the cell's `equations.LSTMStep`
+        self.peepholes = lstm.peephole_gates  # the gates that have a weight
         self.masked = masked
         self.zero_out = zero_out
         self.recurrent_dropout = recurrent_dropout
 
     def key(self):
-        return (
-            self.coupled,
-            self.activation,
-            self.recurrent_activation,
-            self.peepholes,
-            self.masked,
-            self.zero_out,
-            self.recurrent_dropout,
-        )
+        return (self.lstm, self.masked, self.zero_out, self.recurrent_dropout)
 
     def step(self, z, h_prev, c_prev, out_prev, keep, peephole_values):
         """One step after the recurrent product: gates, then masking.
@@ -105,16 +85,7 @@ class _StepConfig:
         previous output (or is zero with `zero_output_for_mask`).
         """
         weights = dict(zip(self.peepholes, peephole_values, strict=True))
-        gates = lstm_gates(
-            z,
-            c_prev,
-            coupled=self.coupled,
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
-            input_peephole=weights.get("input"),
-            forget_peephole=weights.get("forget"),
-            output_peephole=weights.get("output"),
-        )
+        gates = lstm_step(self.lstm, z, c_prev, weights)
         h, c = gates.hidden_state, gates.cell_state
         if not self.masked:
             return h, h, c
@@ -244,7 +215,7 @@ def _build_kernels(config, sequences):
         steps = tf.shape(zs)[0]
         units = tf.shape(c_first)[-1]
         recurrent_t = tf.transpose(recurrent_kernel)
-        names = block_order(config.coupled)
+        names = config.lstm.blocks
         blocks = [names.index(g) for g in config.peepholes]
         no_output = tf.zeros_like(c_first)
 
@@ -449,9 +420,7 @@ def lstm_sequence(
     mask,
     recurrent_mask,
     *,
-    coupled,
-    activation,
-    recurrent_activation,
+    step,
     go_backwards,
     zero_output_for_mask,
     return_sequences=True,
@@ -468,7 +437,8 @@ def lstm_sequence(
         mask: Boolean `(batch, time)` tensor, or `None`.
         recurrent_mask: Recurrent dropout mask `(batch, units)` that
             multiplies `h_{t-1}` before the recurrent product, or `None`.
-        coupled, activation, recurrent_activation: As the cell's.
+        step: The cell's `equations.LSTMStep`, one whose step needs only
+            `z` and the peepholes (`fast_path.fallback_reason` checks it).
         go_backwards: Process the sequence in reverse (outputs are in
             processing order, as `keras.layers.RNN` returns them).
         zero_output_for_mask: As `keras.layers.RNN`'s argument.
@@ -480,15 +450,9 @@ def lstm_sequence(
         `(last_output, outputs, [h, c])` as `keras.layers.RNN.inner_loop`
         returns them, outputs batch-major.
     """
-    gates = tuple(sorted(peepholes))
+    gates = step.peephole_gates
     config = _StepConfig(
-        coupled,
-        activation,
-        recurrent_activation,
-        gates,
-        mask is not None,
-        bool(zero_output_for_mask),
-        recurrent_mask is not None,
+        step, mask is not None, bool(zero_output_for_mask), recurrent_mask is not None
     )
     forward, backward = _kernels(config, bool(return_sequences))
     if mask is not None:

@@ -5,10 +5,9 @@ and forget gates are coupled, which gates have peepholes, whether the input
 and output activations apply, whether the gates feed back (FGR), and the
 layer normalization, projection and clipping options. `lstm_step` computes one
 step of any variant from it; the cells call it once per time step, the
-whole-sequence fast path calls `lstm_gates` (the same formulas, for the
-variants it runs) inside its loop, and gate inspection reads the values it
-returns. A reader looking for any gate's formula finds it here and nowhere
-else.
+whole-sequence fast path calls it inside its loop (for the variants whose
+step needs only `z`), and gate inspection reads the values it returns. A
+reader looking for any gate's formula finds it here and nowhere else.
 
 Pre-activations `z = x_t · kernel + h_{t-1} · recurrent_kernel + bias` are
 split along the last axis into the blocks of the gates that exist, in the
@@ -156,14 +155,14 @@ class LSTMStep:
         return STATE_NAMES
 
     @property
-    def has_standard_structure(self):
-        """Whether this is a standard, peephole or coupled step: what
-        `lstm_gates` (and so the fast path) computes."""
-        return self == LSTMStep(
-            coupled=self.coupled,
-            peephole_gates=self.peephole_gates,
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
+    def needs_only_preactivations(self):
+        """Whether a step is a function of `z`, `c_{t-1}` and the peepholes
+        alone: no gate recurrence, layer normalization or projection (the
+        steps the fast path runs)."""
+        return not (
+            self.full_gate_recurrence
+            or self.layer_norm
+            or self.projection_units is not None
         )
 
 
@@ -273,47 +272,3 @@ def lstm_step(
         if step.projection_clip is not None:
             h = ops.clip(h, -step.projection_clip, step.projection_clip)
     return GateValues(i, f, o, g, c, h)
-
-
-def lstm_gates(
-    z,
-    c_prev,
-    *,
-    coupled,
-    activation,
-    recurrent_activation,
-    input_peephole=None,
-    forget_peephole=None,
-    output_peephole=None,
-):
-    """One step of the standard, peephole or coupled structure (`lstm_step`
-    with those options only), as the fast path's loops call it.
-
-    Args:
-        z: Pre-activations, shape `(batch, blocks * units)`.
-        c_prev: Previous cell state, shape `(batch, units)`.
-        coupled: Whether the input gate is the complement of the forget gate.
-        activation: `φ`, applied to the candidate and to the new cell state.
-        recurrent_activation: `σ`, applied to the gates.
-        input_peephole: `p_i`, shape `(units,)`, or `None`.
-        forget_peephole: `p_f`, shape `(units,)`, or `None`.
-        output_peephole: `p_o`, shape `(units,)`, or `None`.
-
-    Returns:
-        A `GateValues` tuple.
-    """
-    peepholes = {
-        gate: p
-        for gate, p in zip(
-            PEEPHOLE_GATES, (input_peephole, forget_peephole, output_peephole),
-            strict=True,
-        )
-        if p is not None
-    }
-    step = LSTMStep(
-        coupled=coupled,
-        peephole_gates=tuple(peepholes),
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-    )
-    return lstm_step(step, z, c_prev, peepholes)

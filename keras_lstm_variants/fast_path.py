@@ -9,7 +9,7 @@ otherwise; `use_fast_path=False` always runs the generic loop;
 What the fast path does (TensorFlow backend): one custom gradient for the
 whole sequence (see `keras_lstm_variants._tf_sequence`):
 
-1. the forward loop, with the shared gate equations `equations.lstm_gates`
+1. the forward loop, with the shared gate equations `equations.lstm_step`
    and the layer's masking rule (input dropout, if training, is applied to
    the whole sequence first, with the very mask the generic loop would use);
    under a gradient tape it keeps what the backward pass needs, else only
@@ -28,6 +28,9 @@ rounding). It falls back to the generic loop when:
 * `unroll=True` (the user asked for an unrolled loop);
 * the compute dtype is not `float32` or `float64` (e.g. under the
   `mixed_float16` or `mixed_bfloat16` policies);
+* the cell's step needs more than its pre-activations: full gate
+  recurrence, layer normalization or a projection (`LSTMVariant`); Greff's
+  switches and clipping run on the fast path;
 * the cell's class overrides part of its step (`cells.STEP_METHODS`):
   the fast path runs the cell's declared `LSTMStep`, which would then not
   describe what the cell computes;
@@ -41,7 +44,6 @@ loop's. `"auto"` therefore takes the fast path wherever it applies.
 """
 
 import contextlib
-import dataclasses
 import threading
 
 import keras
@@ -95,24 +97,17 @@ def fallback_reason(layer):
         )
     if not getattr(type(cell), "declares_its_step", False):
         return f"the cell {type(cell).__name__} overrides its step"
-    if not cell.step.has_standard_structure:
-        return (
-            "the fast path runs the standard, peephole and coupled steps only; "
-            f"this cell's step is {_options(cell.step)}"
+    step = cell.step
+    if not step.needs_only_preactivations:
+        options = {
+            "full_gate_recurrence": step.full_gate_recurrence,
+            "layer_norm": step.layer_norm,
+            "projection_units": step.projection_units,
+        }
+        return "the fast path does not run " + ", ".join(
+            f"{name}={value!r}" for name, value in options.items() if value
         )
     return None
-
-
-def _options(step):
-    """The options of a step that the fast path does not run, in words."""
-    standard = type(step)()
-    return ", ".join(
-        f"{field.name}={getattr(step, field.name)!r}"
-        for field in dataclasses.fields(step)
-        if field.name not in ("coupled", "peephole_gates")
-        and field.name not in ("activation", "recurrent_activation")
-        and getattr(step, field.name) != getattr(standard, field.name)
-    )
 
 
 def run(layer, sequences, initial_state, mask, training):
@@ -160,9 +155,7 @@ def run(layer, sequences, initial_state, mask, training):
         {gate: value(p) for gate, p in weights["peepholes"].items()},
         mask,
         recurrent_mask,
-        coupled=step.coupled,
-        activation=step.activation,
-        recurrent_activation=step.recurrent_activation,
+        step=step,
         go_backwards=layer.go_backwards,
         zero_output_for_mask=layer.zero_output_for_mask,
         return_sequences=layer.return_sequences,

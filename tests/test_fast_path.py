@@ -387,3 +387,56 @@ def test_gradients_of_a_traced_call_taken_by_an_outer_tape():
         grads.append(tape.gradient(loss, [x, *layer.trainable_weights]))
     for a, b in zip(*grads, strict=True):
         assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+
+
+# The variant space: every step that needs only `z` runs on the fast path.
+
+SWITCH_VARIANTS = [
+    {"variant": "NIG"},
+    {"variant": "NFG"},
+    {"variant": "NOG"},
+    {"variant": "NIAF"},
+    {"variant": "NOAF"},
+    {"variant": "CIFG"},
+    {"variant": "vanilla", "cell_clip": 0.2},
+    {"input_gate": False, "output_activation": False, "peephole_gates": ("forget",)},
+]
+
+
+@pytest.mark.parametrize("options", SWITCH_VARIANTS, ids=str)
+def test_greff_switches_and_clipping_run_fast_with_the_same_numbers(options):
+    layer = klv.LSTMVariant(
+        UNITS, return_sequences=True, return_state=True, go_backwards=True, **options
+    )
+    layer.build((None, TIME, FEATURES))
+    randomize_weights(layer, 0)
+    assert layer.fast_path_fallback_reason() is None
+    assert_paths_agree(layer, inputs(4), mask=tf.constant(right_padded_mask()))
+
+
+@pytest.mark.parametrize(
+    "options, reason",
+    [
+        ({"variant": "FGR"}, "full_gate_recurrence=True"),
+        ({"layer_norm": True}, "layer_norm=True"),
+        ({"projection_units": 2}, "projection_units=2"),
+    ],
+)
+def test_options_beyond_the_preactivations_take_the_generic_loop(
+    kernel_calls, options, reason
+):
+    layer = klv.LSTMVariant(UNITS, **options)
+    layer(inputs())
+    assert not kernel_calls
+    assert reason in layer.fast_path_fallback_reason()
+
+
+@pytest.mark.parametrize("config", [("peephole", ("input", "output"))], ids=config_id)
+def test_backward_chunks_meet_at_their_boundaries(config, monkeypatch):
+    # A few steps per chunk: one sequence spans full chunks and a short one.
+    monkeypatch.setattr(_tf_sequence, "CHUNK_ROWS", 2 * BATCH)
+    monkeypatch.setattr(_tf_sequence, "_KERNELS", {})
+    layer = make_layer(*config)
+    mask = tf.constant(right_padded_mask())
+    assert_paths_agree(layer, inputs(5), mask=mask)
+    assert_paths_agree(make_layer(*config, return_sequences=False), inputs(6))
