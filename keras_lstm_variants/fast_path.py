@@ -33,18 +33,16 @@ rounding). It falls back to the generic loop when:
   switches and clipping run on the fast path;
 * the cell's class overrides part of its step (`cells.STEP_METHODS`):
   the fast path runs the cell's declared `LSTMStep`, which would then not
-  describe what the cell computes;
-* inside `generic_loop()`, which `export_tflite` uses: TensorFlow Lite
-  converts the generic loop with builtin ops, not the fast path's.
+  describe what the cell computes.
+
+Traced without a gradient tape (a SavedModel, `export_tflite`), it is a plain
+`tf.while_loop` that TensorFlow Lite converts with builtin ops.
 
 Measured on a 2-core CPU (README, "Performance"): a training step takes about
 0.7–0.85 times the generic loop's at S2 and S3, and about as long (within
 ±10%, noise included) at S1; forward passes take about as long as the generic
 loop's. `"auto"` therefore takes the fast path wherever it applies.
 """
-
-import contextlib
-import threading
 
 import keras
 from keras import ops
@@ -160,35 +158,3 @@ def run(layer, sequences, initial_state, mask, training):
         zero_output_for_mask=layer.zero_output_for_mask,
         return_sequences=layer.return_sequences,
     )
-
-
-_forced = threading.local()
-
-
-@contextlib.contextmanager
-def generic_loop():
-    """Within this context, every layer traces the generic loop.
-
-    Also layers built with `use_fast_path=True`. Both loops compute the same
-    numbers; what differs is the graph: TensorFlow Lite converts the generic
-    `keras.layers.RNN` loop with builtin ops, but not the fast path's
-    dynamically sized loops. `export_tflite` traces the model in here.
-
-    Example:
-
-    ```python
-    with keras_lstm_variants.fast_path.generic_loop():
-        concrete = tf.function(model).get_concrete_function(spec)
-    ```
-    """
-    previous = getattr(_forced, "active", False)
-    _forced.active = True
-    try:
-        yield
-    finally:
-        _forced.active = previous
-
-
-def generic_loop_forced():
-    """Whether the caller is inside `generic_loop()`."""
-    return getattr(_forced, "active", False)

@@ -181,8 +181,6 @@ class LSTMVariantLayer(keras.layers.RNN):
         """
         if self.use_fast_path is False:
             return "use_fast_path=False"
-        if fast_path.generic_loop_forced():
-            return "inside fast_path.generic_loop()"
         return fast_path.fallback_reason(self)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -191,7 +189,7 @@ class LSTMVariantLayer(keras.layers.RNN):
         reason = self.fast_path_fallback_reason()
         if reason is None:
             return fast_path.run(self, sequences, initial_state, mask, training)
-        if self.use_fast_path is True and not fast_path.generic_loop_forced():
+        if self.use_fast_path is True:
             self._check_fast_path_possible(reason)
         return super().inner_loop(
             sequences, initial_state, mask=mask, training=training

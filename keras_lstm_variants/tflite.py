@@ -5,7 +5,6 @@ import tempfile
 
 from keras import tree
 
-from keras_lstm_variants import fast_path
 from keras_lstm_variants import saved_model
 from keras_lstm_variants import validation
 
@@ -117,9 +116,7 @@ def export_tflite(
         )
         for arg in saved_model.input_signature_of(model)
     ]
-    # TensorFlow Lite converts the generic loop with builtin ops; the fast
-    # path's loops (same numbers) have dynamic sizes that it cannot lower.
-    with fast_path.generic_loop(), tempfile.TemporaryDirectory() as saved_model_dir:
+    with tempfile.TemporaryDirectory() as saved_model_dir:
         archive = saved_model.build_archive(
             model, sites, False, signature, state_batch_size=batch_size
         )

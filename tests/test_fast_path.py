@@ -24,7 +24,6 @@ from conftest import cell_kwargs
 from conftest import config_id
 from conftest import randomize_weights
 from keras_lstm_variants import _tf_sequence
-from keras_lstm_variants import fast_path
 
 BATCH, TIME, FEATURES, UNITS = 3, 6, 4, 5
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -218,18 +217,6 @@ def test_falls_back_for_a_cell_that_overrides_its_step(kernel_calls):
     layer(inputs())
     assert not kernel_calls
     assert "overrides its step" in layer.fast_path_fallback_reason()
-
-
-def test_generic_loop_context_forces_the_generic_loop(kernel_calls):
-    layer = klv.PeepholeLSTM(UNITS, use_fast_path=True)
-    x = inputs()
-    with fast_path.generic_loop():
-        generic = layer(x)
-        assert "generic_loop" in layer.fast_path_fallback_reason()
-    assert not kernel_calls
-    assert layer.fast_path_fallback_reason() is None
-    assert_allclose(layer(x), generic, atol=1e-5, rtol=1e-5)
-    assert len(kernel_calls) == 1
 
 
 def test_use_fast_path_true_raises_where_it_cannot_apply():
