@@ -1,9 +1,11 @@
-"""The RNN cells: one base class that owns the weights and the step, three presets.
+"""The RNN cells: `LSTMVariantCell`, which owns the weights and runs any
+variant, and its three presets (standard, peephole, coupled).
 
-Each cell declares its step as an `equations.LSTMStep` (structure and
-activations) and runs it on its fused pre-activations; the variants differ
-only in that declaration: four blocks or three (coupled gates), and which
-peephole vectors exist.
+Each cell declares its step as an `equations.LSTMStep` (which gates, which
+peepholes, which options, which activations), creates the weights that step
+reads and runs `equations.lstm_step` on them; the variants differ only in that
+declaration. The presets fix some switches and keep 0.1.0's arguments and
+configs.
 """
 
 import keras
