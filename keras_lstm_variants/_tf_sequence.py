@@ -386,6 +386,25 @@ def _compiled(function, jit):
     return call
 
 
+def inside_xla_compilation():
+    """Whether the current trace is XLA-compiled (`jit_compile=True`).
+
+    The chunked backward pass slices the sequence with sizes that XLA cannot
+    fix at compile time, so an XLA-compiled caller runs the generic loop.
+    Where TensorFlow's private helper is missing, assume not (the layers then
+    fail inside an XLA-compiled step instead of falling back).
+    """
+    try:
+        # Private: TensorFlow has no public way to ask whether XLA compiles
+        # the graph being traced.
+        from tensorflow.python.ops import control_flow_util
+
+        graph = tf.compat.v1.get_default_graph()
+        return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+    except (ImportError, AttributeError):  # pragma: no cover
+        return False
+
+
 def _gradient_possible():
     """Whether a gradient tape may record the current call.
 

@@ -26,6 +26,9 @@ rounding). It falls back to the generic loop when:
 
 * the backend is not TensorFlow (JAX and PyTorch run the generic loop);
 * `unroll=True` (the user asked for an unrolled loop);
+* inside an XLA-compiled function (`model.compile(jit_compile=True)`): the
+  backward pass's chunks have sizes XLA cannot fix at compile time (the
+  generic loop compiles, as `keras.layers.LSTM`'s does);
 * the compute dtype is not `float32` or `float64` (e.g. under the
   `mixed_float16` or `mixed_bfloat16` policies);
 * the cell's step needs more than its pre-activations: full gate
@@ -73,6 +76,16 @@ def backend_reason():
     return None
 
 
+def xla_compiling():
+    """Whether the caller is being XLA-compiled (TensorFlow's
+    `jit_compile=True`), where the generic loop runs instead."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    from keras_lstm_variants import _tf_sequence
+
+    return _tf_sequence.inside_xla_compilation()
+
+
 def fallback_reason(layer):
     """Why `layer` cannot take the fast path, or `None` if it can.
 
@@ -88,6 +101,11 @@ def fallback_reason(layer):
         return reason
     if layer.unroll:
         return "unroll=True asks for an unrolled loop"
+    if xla_compiling():
+        return (
+            "the caller is XLA-compiled (jit_compile=True), and XLA cannot "
+            "compile the fast path's chunked backward pass"
+        )
     if cell.compute_dtype not in _FAST_DTYPES:
         return (
             f"the compute dtype is {cell.compute_dtype!r}; the fast path runs "

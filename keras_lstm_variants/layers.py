@@ -189,7 +189,8 @@ class LSTMVariantLayer(keras.layers.RNN):
         reason = self.fast_path_fallback_reason()
         if reason is None:
             return fast_path.run(self, sequences, initial_state, mask, training)
-        if self.use_fast_path is True:
+        if self.use_fast_path is True and not fast_path.xla_compiling():
+            # An XLA-compiled caller is no reason to fail inside `fit`.
             self._check_fast_path_possible(reason)
         return super().inner_loop(
             sequences, initial_state, mask=mask, training=training

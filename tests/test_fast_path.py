@@ -427,3 +427,26 @@ def test_backward_chunks_meet_at_their_boundaries(config, monkeypatch):
     mask = tf.constant(right_padded_mask())
     assert_paths_agree(layer, inputs(5), mask=mask)
     assert_paths_agree(make_layer(*config, return_sequences=False), inputs(6))
+
+
+def test_an_xla_compiled_caller_runs_the_generic_loop(kernel_calls):
+    layer = make_layer("peephole", ("input", "forget", "output"), use_fast_path=True)
+    x = tf.constant(inputs(8))
+
+    @tf.function(jit_compile=True)
+    def loss_and_grads(x):
+        with tf.GradientTape() as tape:
+            outputs, h, c = layer(x)
+            loss = tf.reduce_sum(outputs) + tf.reduce_sum(c)
+        return loss, tape.gradient(loss, layer.trainable_weights)
+
+    loss, grads = loss_and_grads(x)
+    assert not kernel_calls
+    with tf.GradientTape() as tape:
+        outputs, h, c = layer(x)
+        eager_loss = tf.reduce_sum(outputs) + tf.reduce_sum(c)
+    eager_grads = tape.gradient(eager_loss, layer.trainable_weights)
+    assert kernel_calls  # eagerly, the fast path
+    assert_allclose(loss, eager_loss, **TOL)
+    for a, b in zip(grads, eager_grads, strict=True):
+        assert_allclose(a, b, **TOL)
