@@ -213,13 +213,20 @@ def input_signature_of(model):
     import tensorflow as tf
 
     try:
-        inputs = model.input
-    except (AttributeError, ValueError) as error:
+        inputs = model.input  # a functional model's input structure
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs is None:
+        # A Sequential model started with keras.Input but never called has
+        # no `input` yet; its flat `inputs` hold the one input.
+        flat = getattr(model, "inputs", None) or []
+        inputs = flat[0] if len(flat) == 1 else (list(flat) or None)
+    if inputs is None:
         raise ValueError(
-            f"Argument `model` ('{model.name}') does not declare its inputs "
-            f"({error}); pass `input_signature`, a list of tf.TensorSpec, one "
-            "per argument of the model's call."
-        ) from error
+            f"Argument `model` ('{model.name}') does not declare its inputs; "
+            "pass `input_signature`, a list of tf.TensorSpec, one per argument "
+            "of the model's call."
+        )
     return [
         tree.map_structure(
             lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name),
