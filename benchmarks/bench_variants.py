@@ -28,8 +28,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import numpy as np  # noqa: E402
 from bench_layers import SHAPES  # noqa: E402
-from bench_layers import _keras_contender as keras_contender  # noqa: E402
 
 BASELINE = "StandardLSTM"
 
@@ -65,6 +65,20 @@ def _factories():
     return {BASELINE: lambda u: klv.StandardLSTM(u)} | {
         name: variant(options) for name, options in OPTIONS.items()
     }
+
+
+def keras_contender(factory, shape, seed=0):
+    """Returns (train_step, forward) callables for one layer; the targets
+    have the layer's output width (half the units with the projection)."""
+    import keras
+
+    batch, steps, features, units = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, steps, features)).astype("float32")
+    model = keras.Sequential([keras.Input((steps, features)), factory(units)])
+    y = rng.standard_normal((batch, model.output_shape[-1])).astype("float32")
+    model.compile(optimizer="adam", loss="mse")
+    return (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
 
 
 def measure(shape_names, rounds, warmup):
