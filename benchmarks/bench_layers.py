@@ -124,6 +124,24 @@ def _torch_contender(shape, seed=0):
     return train_step, forward
 
 
+def time_interleaved(contenders, rounds, warmup):
+    """Runs `{name: (train, forward)}` round after round, interleaved, after
+    `warmup` untimed rounds; returns `{(name, "train" | "forward"): median
+    milliseconds}`."""
+    times = {(n, k): [] for n in contenders for k in ("train", "forward")}
+    for _ in range(warmup):
+        for train, forward in contenders.values():
+            train()
+            forward()
+    for _ in range(rounds):
+        for name, (train, forward) in contenders.items():
+            for kind, fn in (("train", train), ("forward", forward)):
+                start = time.perf_counter()
+                fn()
+                times[(name, kind)].append(time.perf_counter() - start)
+    return {key: 1000 * statistics.median(v) for key, v in times.items()}
+
+
 def measure(shapes, names, rounds, warmup, torch_shapes=()):
     """Times every contender at every shape; returns a list of result rows."""
     factories = _layer_factories()
@@ -137,18 +155,7 @@ def measure(shapes, names, rounds, warmup, torch_shapes=()):
             torch_fns = _torch_contender(shape)
             if torch_fns is not None:
                 contenders[TORCH] = torch_fns
-        times = {(n, k): [] for n in contenders for k in ("train", "forward")}
-        for _ in range(warmup):
-            for train, forward in contenders.values():
-                train()
-                forward()
-        for _ in range(rounds):
-            for name, (train, forward) in contenders.items():
-                for kind, fn in (("train", train), ("forward", forward)):
-                    start = time.perf_counter()
-                    fn()
-                    times[(name, kind)].append(time.perf_counter() - start)
-        medians = {key: 1000 * statistics.median(v) for key, v in times.items()}
+        medians = time_interleaved(contenders, rounds, warmup)
         for name in contenders:
             row = {"shape": shape_name, "contender": name}
             for kind in ("train", "forward"):

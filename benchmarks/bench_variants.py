@@ -20,9 +20,7 @@ Usage:
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 from bench_layers import SHAPES  # noqa: E402
+from bench_layers import time_interleaved  # noqa: E402
 
 BASELINE = "StandardLSTM"
 
@@ -92,18 +91,7 @@ def measure(shape_names, rounds, warmup):
             layer = factory(shape[-1])
             layer.build((None, shape[1], shape[2]))
             paths[name] = layer.fast_path_fallback_reason() is None
-        times = {(n, k): [] for n in contenders for k in ("train", "forward")}
-        for _ in range(warmup):
-            for train, forward in contenders.values():
-                train()
-                forward()
-        for _ in range(rounds):
-            for name, (train, forward) in contenders.items():
-                for kind, fn in (("train", train), ("forward", forward)):
-                    start = time.perf_counter()
-                    fn()
-                    times[(name, kind)].append(time.perf_counter() - start)
-        medians = {key: 1000 * statistics.median(v) for key, v in times.items()}
+        medians = time_interleaved(contenders, rounds, warmup)
         for name in contenders:
             rows.append(
                 {

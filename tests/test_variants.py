@@ -399,3 +399,29 @@ def test_export_and_callback_carry_the_variants_values(tmp_path):
     assert klv.sites.summary_tag("nig", "forget_gate") in tags
     assert klv.sites.summary_tag("nig", "input_gate") not in tags
     assert klv.sites.summary_tag("nig", "heatmap") in tags
+
+
+def test_variant_benchmark_runs_on_toy_shapes(monkeypatch):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the benchmark measures the TensorFlow backend")
+    import importlib.util
+    import pathlib
+    import sys
+
+    folder = pathlib.Path(__file__).parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(
+        "bench_variants", folder / "bench_variants.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setitem(sys.modules["bench_layers"].SHAPES, "S1", (2, 3, 4, 6))
+    monkeypatch.setattr(
+        bench, "OPTIONS", {k: bench.OPTIONS[k] for k in ("NIG", "projection (units/2)")}
+    )
+    rows = bench.measure(["S1"], rounds=1, warmup=1)
+    names = ["StandardLSTM", "NIG", "projection (units/2)"]
+    assert [r["contender"] for r in rows] == names
+    assert rows[0]["train_ratio"] == 1.0
+    assert [r["fast_path"] for r in rows] == [True, True, False]
+    assert "| S1 | NIG | fast |" in bench.format_table(rows)
