@@ -194,48 +194,35 @@ def record_gates(model, sites=None, stateful_start="current"):
     """
     if sites is None:
         sites = sites_lib.find_sites(model)
-    found = sites_lib.require_ours(model, sites)
+    sites_lib.require_ours(model, sites)
     recorded = {}
 
     def handler(site):
-        def handle(original, sequences, initial_state=None, mask=None, **kwargs):
-            training = kwargs.pop("training", False)
+        def handle(
+            original, sequences, initial_state=None, mask=None, training=False, **kw
+        ):
             start = _starting_states(site, sequences, initial_state, stateful_start)
-            recorded.update(value_sequences(site, sequences, start, mask))
+            if site.ours:
+                recorded.update(value_sequences(site, sequences, start, mask))
             if not site.layer.stateful:
                 return original(
                     sequences,
                     initial_state=initial_state,
                     mask=mask,
                     training=training,
-                    **kwargs,
+                    **kw,
                 )
-            output, states = sites_lib.run_stateless(
+            result, _ = sites_lib.run_stateless(
                 site.layer, sequences, start, mask, training
             )
-            return (output, *states) if site.layer.return_state else output
+            return result
 
         return handle
 
-    def stateless(site):
-        def handle(original, sequences, initial_state=None, mask=None, **kwargs):
-            start = _starting_states(site, sequences, initial_state, stateful_start)
-            output, states = sites_lib.run_stateless(
-                site.layer, sequences, start, mask, kwargs.get("training", False)
-            )
-            return (output, *states) if site.layer.return_state else output
-
-        return handle
-
-    handlers = {site: handler(site) for site in found}
-    # Other stateful RNN layers are read, not advanced, too.
-    handlers.update(
-        {
-            site: stateless(site)
-            for site in sites
-            if site.layer.stateful and not site.ours
-        }
-    )
+    # Our layers are recorded; every stateful RNN layer is read, not advanced.
+    handlers = {
+        site: handler(site) for site in sites if site.ours or site.layer.stateful
+    }
     with sites_lib.intercepted(handlers):
         yield recorded
 

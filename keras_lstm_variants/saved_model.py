@@ -278,14 +278,14 @@ def _explicit_state_handlers(stateful, given_states, final_states):
         def handle(original, sequences, initial_state=None, mask=None, **kwargs):
             if initial_state is None:
                 initial_state = tree.map_structure(lambda k: given_states[k], keys)
-            output, states = sites_lib.run_stateless(
+            result, states = sites_lib.run_stateless(
                 site.layer, sequences, initial_state, mask, False
             )
             for key, state in zip(
                 tree.flatten(keys), tree.flatten(states), strict=True
             ):
                 final_states[key] = state
-            return (output, *states) if site.layer.return_state else output
+            return result
 
         return handle
 

@@ -323,8 +323,9 @@ def run_stateless(layer, sequences, initial_state, mask, training):
     updated.
 
     Returns:
-        `(output, states)`: the output the layer returns (the sequence with
-        `return_sequences`, else the last output) and the final states.
+        `(result, states)`: what the layer's call returns (the output, or the
+        output and the final states with `return_state`), and the final
+        states.
     """
     if tree.is_nested(mask):
         mask = tree.flatten(mask)[0]
@@ -338,4 +339,5 @@ def run_stateless(layer, sequences, initial_state, mask, training):
     output = outputs if layer.return_sequences else last
     output = ops.cast(output, layer.compute_dtype)
     states = tree.map_structure(lambda s: ops.cast(s, layer.compute_dtype), states)
-    return output, list(states) if tree.is_nested(states) else [states]
+    states = list(states) if tree.is_nested(states) else [states]
+    return ((output, *states) if layer.return_state else output), states
