@@ -99,16 +99,8 @@ def test_keras_file_reloads_in_a_fresh_process_without_custom_objects(tmp_path):
         print("OK", kinds)
         """
     )
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "OK" in result.stdout and "PeepholeLSTM" in result.stdout
+    stdout = _run_script(script, tmp_path, TF_CPP_MIN_LOG_LEVEL="3")
+    assert "OK" in stdout and "PeepholeLSTM" in stdout
 
 
 # Issue 10.7: a file saved with use_fast_path=True loads on every backend.
@@ -145,16 +137,7 @@ def test_use_fast_path_true_loads_on_any_backend(tmp_path):
         print("OK", keras.backend.backend())
         """
     )
-    env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "OK jax" in result.stdout
+    assert "OK jax" in _run_script(script, tmp_path, KERAS_BACKEND="jax")
 
 
 # Files saved by version 0.1.0 (tests/data/make_v0_1_0_files.py) keep loading.
@@ -192,3 +175,18 @@ def test_files_saved_by_0_1_0_load_and_give_the_same_outputs(name):
 
 def _version(text):
     return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+
+
+def _run_script(script, directory, **env):
+    """Runs `script` in a fresh process (this checkout first on the path, with
+    `directory` as its argument); returns its stdout, failing on an error."""
+    env = {**os.environ, "PYTHONPATH": ROOT, **env}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(directory)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
