@@ -50,7 +50,10 @@ bookkeeping of TensorFlow's generic loop gradient, which dominates on CPU.
 
 import tensorflow as tf
 
+from keras_lstm_variants.equations import NORM_WEIGHTS
 from keras_lstm_variants.equations import lstm_step
+from keras_lstm_variants.equations import next_states
+from keras_lstm_variants.equations import preactivations
 
 # One forward and backward pair per static configuration, shared by all layers.
 _KERNELS = {}
@@ -63,37 +66,66 @@ PARALLEL_ITERATIONS = 32
 #: Rows (`chunk steps × batch`) of the backward pass's per-chunk products.
 CHUNK_ROWS = 1024
 
+#: The step's matrices besides `kernel` and `recurrent_kernel`, in order.
+MATRIX_WEIGHTS = ("gate_recurrent_kernel", "projection_kernel")
+
 
 class _StepConfig:
-    """The static (Python) part of a step: what changes the traced graph."""
+    """The static (Python) part of a step: what changes the traced graph.
+
+    Besides `kernel`, `recurrent_kernel` and `bias`, a step reads its own
+    weights, passed as a tuple in the order of `weight_names`: the vectors
+    (peepholes by gate name, then the layer normalization's `γ` and `β`)
+    and the matrices (`MATRIX_WEIGHTS` the variant has).
+    """
 
     def __init__(self, lstm, masked, zero_out, recurrent_dropout):
         self.lstm = lstm  # the cell's `equations.LSTMStep`
-        self.peepholes = lstm.peephole_gates  # the gates that have a weight
         self.masked = masked
         self.zero_out = zero_out
         self.recurrent_dropout = recurrent_dropout
+        self.normalized = lstm.layer_norm
+        self.gated_state = lstm.full_gate_recurrence  # the state `a`
+        self.vectors = lstm.peephole_gates + (NORM_WEIGHTS if self.normalized else ())
+        present = (lstm.full_gate_recurrence, lstm.projection_units is not None)
+        self.matrices = tuple(
+            name for name, has in zip(MATRIX_WEIGHTS, present, strict=True) if has
+        )
+        self.weight_names = self.vectors + self.matrices
 
     def key(self):
         return (self.lstm, self.masked, self.zero_out, self.recurrent_dropout)
 
-    def step(self, z, h_prev, c_prev, out_prev, keep, peephole_values):
-        """One step after the recurrent product: gates, then masking.
+    def step(self, pre, states, out_prev, keep, bias, weights):
+        """One step after the two products: gates, then masking.
 
-        Returns `(output, h, c)`, following `keras.layers.RNN`'s rule for
-        masked steps: the states are carried over and the output repeats the
-        previous output (or is zero with `zero_output_for_mask`).
+        `pre` is `z` (bias included), or with layer normalization the pair
+        `(x_t · kernel, h_{t-1} · recurrent_kernel)`, normalized here by
+        `equations.preactivations`. `states` holds the previous `(h, c)` or
+        `(h, c, a)` (`h` is read only under a mask). Returns `(output,
+        states)`, following `keras.layers.RNN`'s rule for masked steps: the
+        states are carried over and the output repeats the previous output
+        (or is zero with `zero_output_for_mask`).
         """
-        weights = dict(zip(self.peepholes, peephole_values, strict=True))
-        gates = lstm_step(self.lstm, z, c_prev, weights)
-        h, c = gates.hidden_state, gates.cell_state
+        w = dict(zip(self.weight_names, weights, strict=True))
+        z = preactivations(self.lstm, *pre, bias, w) if self.normalized else pre
+        values = lstm_step(
+            self.lstm,
+            z,
+            states[1],
+            {gate: w[gate] for gate in self.lstm.peephole_gates},
+            gates_prev=states[2] if self.gated_state else None,
+            gate_recurrent_kernel=w.get("gate_recurrent_kernel"),
+            norms=w,
+            projection_kernel=w.get("projection_kernel"),
+        )
+        new = tuple(next_states(self.lstm, values))
+        h = new[0]
         if not self.masked:
-            return h, h, c
+            return h, new
         masked_out = tf.zeros_like(h) if self.zero_out else out_prev
-        return (
-            tf.where(keep, h, masked_out),
-            tf.where(keep, h, h_prev),
-            tf.where(keep, c, c_prev),
+        return tf.where(keep, h, masked_out), tuple(
+            tf.where(keep, n, p) for n, p in zip(new, states, strict=True)
         )
 
 
@@ -133,153 +165,213 @@ def _build_kernels(config, sequences):
     of `forward(..., keep=True)`.
     """
     masked = config.masked
+    normalized = config.normalized
+    gated = config.gated_state
     keeps_hs = masked  # elsewhere the backward pass recomputes `h_t`
 
     def dropped(h, h_mask):
         return h * h_mask if config.recurrent_dropout else h
 
     def forward(
-        x, kernel, bias, h0, c0, recurrent_kernel, peepholes, mask, h_mask, keep
+        x, kernel, bias, states0, recurrent_kernel, weights, mask, h_mask, keep
     ):
-        """The loop. Returns `(outs, h, c, saved)`: the outputs (all if
+        """The loop. Returns `(outs, states, saved)`: the outputs (all if
         `sequences`, else the last one), the final states, and, if `keep`,
         what the backward pass needs as the flows of per-step `TensorArray`s,
-        never stacked into one tensor (that would copy them): `z_t` and `c_t`,
-        and `h_t` under a mask (elsewhere `h_t` is recomputed from `z_t` and
-        `c_{t-1}`). The previous output is a loop variable only under a mask
-        (without one it is `h`): each loop variable costs a few control ops
-        per step. Traced inline into the caller's graph (see `_compiled`)."""
+        never stacked into one tensor (that would copy them): `z_t` (with
+        layer normalization `h_{t-1} · recurrent_kernel` instead; the input
+        product is recomputed per chunk), `c_t`, `a_t` with full gate
+        recurrence, and `h_t` under a mask (elsewhere `h_t` is recomputed from
+        the step's inputs). The previous output is a loop variable only under
+        a mask (without one it is `h`): each loop variable costs a few control
+        ops per step. Traced inline into the caller's graph (see
+        `_compiled`)."""
         steps = tf.shape(x)[0]
 
-        def body(t, h, c, *rest):
-            *out, arrays = rest
-            out_prev = out[0] if masked else None
+        def body(t, states, out, arrays):
             # The input product does not depend on `h`: the loop runs it for
             # the next steps while this one waits (measured faster on a
             # 2-core CPU than one large product before the loop).
-            z = tf.matmul(x[t], kernel)
-            z = z + tf.matmul(dropped(h, h_mask), recurrent_kernel) + bias
-            out, h, c = config.step(
-                z, h, c, out_prev, mask[t] if masked else None, peepholes
+            u = tf.matmul(x[t], kernel)
+            v = tf.matmul(dropped(states[0], h_mask), recurrent_kernel)
+            pre = (u, v) if normalized else preactivations(config.lstm, u, v, bias)
+            out, new = config.step(
+                pre,
+                states,
+                out[0] if masked else None,
+                mask[t] if masked else None,
+                bias,
+                weights,
             )
-            values = ((out,) if sequences else ()) + (
-                ((z, c) + ((h,) if keeps_hs else ())) if keep else ()
+            saved = (v if normalized else pre, *new[1:])
+            kept = ((out,) if sequences else ()) + (
+                (saved + ((new[0],) if keeps_hs else ())) if keep else ()
             )
-            arrays = tuple(a.write(t, v) for a, v in zip(arrays, values, strict=True))
-            return (t + 1, h, c, *((out,) if masked else ()), arrays)
+            arrays = tuple(a.write(t, k) for a, k in zip(arrays, kept, strict=True))
+            return (t + 1, new, (out,) if masked else (), arrays)
 
         # Known element shapes keep the loop convertible (TF Lite needs them).
-        state_shape = tf.TensorShape([x.shape[1], h0.shape[-1]]).merge_with(h0.shape)
-        z_shape = state_shape[:-1].concatenate(recurrent_kernel.shape[-1:])
-        shapes = ((state_shape,) if sequences else ()) + (
-            ((z_shape, state_shape) + ((state_shape,) if keeps_hs else ()))
+        def shape_of(state):
+            return tf.TensorShape([x.shape[1], state.shape[-1]]).merge_with(state.shape)
+
+        state_shapes = tuple(shape_of(s) for s in states0)
+        pre_shape = state_shapes[0][:-1].concatenate(recurrent_kernel.shape[-1:])
+        shapes = ((state_shapes[0],) if sequences else ()) + (
+            ((pre_shape, *state_shapes[1:]) + (state_shapes[:1] if keeps_hs else ()))
             if keep
             else ()
         )
         arrays = tuple(
-            tf.TensorArray(x.dtype, size=steps, element_shape=shape)
-            for shape in shapes
+            tf.TensorArray(x.dtype, size=steps, element_shape=shape) for shape in shapes
         )
         loop = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            (tf.constant(0), h0, c0, *((tf.zeros_like(h0),) if masked else ()), arrays),
+            (
+                tf.constant(0),
+                tuple(states0),
+                (tf.zeros_like(states0[0]),) if masked else (),
+                arrays,
+            ),
             maximum_iterations=steps,
             parallel_iterations=PARALLEL_ITERATIONS,
         )
-        arrays = loop[-1]
+        _, states, out, arrays = loop
         if sequences:
             outs, arrays = arrays[0].stack(), arrays[1:]
         else:
-            outs = (loop[3] if masked else loop[1])[None]
+            outs = (out[0] if masked else states[0])[None]
         # The arrays' flows (TensorLists) cross function boundaries.
-        return outs, loop[1], loop[2], tuple(a.flow for a in arrays)
+        return outs, states, tuple(a.flow for a in arrays)
 
     def chunk_steps(
-        zs, cs, c_first, hs, h_first, d_outs, d_h, d_c, d_out_next,
-        recurrent_kernel, peepholes, mask, h_mask,
+        pres,
+        us,
+        cs,
+        c_first,
+        gs,
+        g_first,
+        hs,
+        h_first,
+        d_outs,
+        d_states,
+        d_out_next,
+        recurrent_kernel,
+        bias,
+        weights,
+        mask,
+        h_mask,
     ):
         """Back-propagation through the steps of one chunk (XLA-compiled),
-        from the last step down. Arguments hold the chunk's steps; `c_first`
-        and `h_first` the states before it.
+        from the last step down. Arguments hold the chunk's steps: the saved
+        `pres` (`z`, or `h·recurrent_kernel` with layer normalization, whose
+        input products are `us`), the cell states `cs`, the gate states `gs`
+        (full gate recurrence) and the hidden states `hs` (under a mask);
+        `*_first` the states before the chunk.
 
-        Each step's local derivatives come from autodiff of the step function
-        (so the gate formulas exist once, in `equations.py`); only
-        `δz_t · recurrent_kernelᵀ` is a product inside the loop. Returns
-        `δz` and the (dropped-out) `h` of every step, the gradients of the
-        states and output before the chunk, and the chunk's peephole
-        gradients: `δp = Σ δz_gate ⊙ c` (`c_{t-1}` for the input and forget
-        gates, `c_t` for the output gate), since a peephole enters its gate's
-        pre-activation additively.
+        Each step's local derivatives, and its share of the gradients of the
+        step's own weights, come from autodiff of the step function (so the
+        formulas exist once, in `equations.py`); only `δv_t ·
+        recurrent_kernelᵀ` is a product inside the loop besides the step's
+        own. The vector weights enter the step broadcast to `(batch, n)`, so
+        that their gradients add up per row and are summed over the batch
+        once, after the loop. Returns the gradients of both products of every
+        step (one tensor `δz` without layer normalization), the (dropped-out)
+        `h` of every step, the gradients of the states and the output before
+        the chunk, and the chunk's gradients of the step's weights (and of
+        `bias` with layer normalization).
         """
-        steps = tf.shape(zs)[0]
-        units = tf.shape(c_first)[-1]
+        steps = tf.shape(cs)[0]
+        batch = tf.shape(c_first)[0]
         recurrent_t = tf.transpose(recurrent_kernel)
-        names = config.lstm.blocks
-        blocks = [names.index(g) for g in config.peepholes]
-        no_output = tf.zeros_like(c_first)
+        n_vectors = len(config.vectors)
+        # The vectors differentiated per row: bias too when the step adds it.
+        vectors = tuple(weights[:n_vectors]) + ((bias,) if normalized else ())
+        wide = tuple(tf.broadcast_to(v, [batch, tf.shape(v)[0]]) for v in vectors)
+        matrices = tuple(weights[n_vectors:])
+        no_output = tf.zeros_like(h_first)
 
-        def body(t, d_h, d_c, d_out_next, d_peep, dzs, hs_out):
+        def body(t, d_states, d_out_next, d_weights, arrays):
             c_prev = _previous(cs, c_first, t)
-            d_out = d_outs[t] if sequences else 0.0
+            pre = [us[t], pres[t]] if normalized else [pres[t]]
+            states = [c_prev] + ([_previous(gs, g_first, t)] if gated else [])
             if masked:
                 # Masked steps carry the states and the output: those feed
                 # the gradient too (the previous output's value does not).
-                sources = [zs[t], c_prev, _previous(hs, h_first, t), no_output]
-                targets = [0, 1, 2]
-                output_gradients = [d_out + d_out_next, d_h, d_c]
+                extra = [_previous(hs, h_first, t), no_output]
+                targets_grads = [d_outs[t] + d_out_next if sequences else d_out_next]
             else:
                 # Here `out = h`, and `h_{t-1}` reaches the step only through
-                # `z` (the recurrent product).
-                sources = [zs[t], c_prev]
-                targets, output_gradients = [1, 2], [d_out + d_h, d_c]
+                # the recurrent product.
+                extra = []
+                d_out = d_outs[t] if sequences else 0.0
+                d_states = (d_states[0] + d_out, *d_states[1:])
+                targets_grads = []
+            sources = [*pre, *states, *extra, *wide, *matrices]
             with tf.GradientTape() as tape:
                 tape.watch(sources)
-                z, c_prev, h_prev, out_prev = (*sources, None, None)[:4]
-                keep = mask[t] if masked else None
-                values = config.step(z, h_prev, c_prev, out_prev, keep, peepholes)
+                h_prev, out_prev = extra if masked else (None, None)
+                step_weights = wide[:n_vectors] + matrices
+                out, new = config.step(
+                    tuple(pre) if normalized else pre[0],
+                    (h_prev, *states),
+                    out_prev,
+                    mask[t] if masked else None,
+                    wide[-1] if normalized else bias,
+                    step_weights,
+                )
             grads = tape.gradient(
-                [values[k] for k in targets],
+                ([out] if masked else []) + list(new),
                 sources,
-                output_gradients=output_gradients,
+                output_gradients=targets_grads + list(d_states),
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
-            dz, dc_prev = grads[:2]
-            dh_prev = dropped(tf.matmul(dz, recurrent_t), h_mask)
+            d_pre, grads = grads[: len(pre)], grads[len(pre) :]
+            d_prev, grads = grads[: len(states)], grads[len(states) :]
+            dh_prev = dropped(tf.matmul(d_pre[-1], recurrent_t), h_mask)
             if masked:
-                dh_prev, d_out_next = dh_prev + grads[2], grads[3]
-            _, h, c = values
-            d_peep = tuple(
-                acc
-                + dz[:, b * units : (b + 1) * units]
-                * (c if names[b] == "output" else c_prev)
-                for acc, b in zip(d_peep, blocks, strict=True)
-            )
-            return (
-                t - 1, dh_prev, dc_prev, d_out_next, d_peep,
-                dzs.write(t, dz), hs_out.write(t, dropped(h, h_mask)),
-            )
+                dh_prev, d_out_next = dh_prev + grads[0], grads[1]
+                grads = grads[2:]
+            d_weights = tuple(a + g for a, g in zip(d_weights, grads, strict=True))
+            values = (*d_pre, dropped(new[0], h_mask))
+            arrays = tuple(a.write(t, v) for a, v in zip(arrays, values, strict=True))
+            return t - 1, (dh_prev, *d_prev), d_out_next, d_weights, arrays
 
         loop = tf.while_loop(
             lambda t, *_: t >= 0,
             body,
             (
-                steps - 1, d_h, d_c, d_out_next,
-                tuple(tf.zeros_like(c_first) for _ in blocks),
-                tf.TensorArray(zs.dtype, size=steps),
-                tf.TensorArray(zs.dtype, size=steps),
+                steps - 1,
+                tuple(d_states),
+                d_out_next,
+                tuple(tf.zeros_like(w) for w in wide + matrices),
+                tuple(
+                    tf.TensorArray(cs.dtype, size=steps)
+                    for _ in range(3 if normalized else 2)
+                ),
             ),
             maximum_iterations=steps,
         )
-        _, d_h, d_c, d_out_next, d_peep, dzs, hs_out = loop
-        d_peep = tuple(tf.reduce_sum(acc, 0) for acc in d_peep)
-        return dzs.stack(), hs_out.stack(), d_h, d_c, d_out_next, d_peep
+        _, d_states, d_out_next, d_weights, arrays = loop
+        d_vectors = tuple(tf.reduce_sum(g, 0) for g in d_weights[: len(wide)])
+        d_step = d_vectors[:n_vectors] + tuple(d_weights[len(wide) :])
+        d_bias = d_vectors[n_vectors:]  # (δbias,) with layer normalization
+        return tuple(a.stack() for a in arrays), d_states, d_out_next, d_step, d_bias
 
     compiled_chunk_steps = _compiled(chunk_steps, jit=True)
 
     def backward(
-        d_outs, d_h, d_c, x, saved, kernel, h0, c0, recurrent_kernel,
-        peepholes, mask, h_mask,
+        d_outs,
+        d_states,
+        x,
+        saved,
+        kernel,
+        bias,
+        states0,
+        recurrent_kernel,
+        weights,
+        mask,
+        h_mask,
     ):
         """Back-propagation through time, chunk by chunk from the end, so
         that `δz` never exists for the whole sequence: each chunk's steps run
@@ -288,19 +380,23 @@ def _build_kernels(config, sequences):
         one large product each (TensorFlow's products: faster here than
         XLA's). `d_outs` holds every output's gradient, or only the last
         one's."""
-        zs, cs, *hs = (tf.TensorArray(x.dtype, flow=f) for f in saved)
-        hs = hs[0] if masked else None
+        pres, cs, *rest = (tf.TensorArray(x.dtype, flow=f) for f in saved)
+        gs = rest.pop(0) if gated else None
+        hs = rest.pop(0) if masked else None
+        h0, c0 = states0[0], states0[1]
+        g0 = states0[2] if gated else None
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
         chunk = _chunk_steps(batch, steps)
         n_chunks = (steps + chunk - 1) // chunk
-        no_output = tf.zeros_like(h0)
-        d_out_next = no_output
+        d_out_next = tf.zeros_like(h0)
+        d_states = tuple(d_states)
         if not sequences:
             # Only the last output has a gradient: that of the output carried
             # out of the last step (which is `h` without a mask).
             d_out_next = d_outs[0]
             if not masked:
-                d_h, d_out_next = d_h + d_out_next, no_output
+                d_states = (d_states[0] + d_out_next, *d_states[1:])
+                d_out_next = tf.zeros_like(h0)
         empty = tf.zeros([0], x.dtype)
 
         def body(j, *carried):
@@ -312,58 +408,75 @@ def _build_kernels(config, sequences):
             )
             return new
 
-        def chunk_body(j, d_h, d_c, d_out_next, dz_above, d_weights, d_xs):
+        def chunk_body(j, d_states, d_out_next, d_rec_above, d_weights, d_xs):
             end = steps - j * chunk
             start = tf.maximum(end - chunk, 0)
             times = tf.range(start, end)
-            dzs, h_out, d_h, d_c, d_out_next, d_peep_chunk = compiled_chunk_steps(
-                zs.gather(times),
+            xs = x[start:end]
+            products, d_states, d_out_next, d_own, d_own_bias = compiled_chunk_steps(
+                pres.gather(times),
+                tf.tensordot(xs, kernel, [[2], [0]]) if normalized else empty,
                 cs.gather(times),
                 _read_previous(cs, c0, start),
+                gs.gather(times) if gated else empty,
+                _read_previous(gs, g0, start) if gated else empty,
                 hs.gather(times) if masked else empty,
-                _read_previous(hs, h0, start) if masked else no_output,
+                _read_previous(hs, h0, start) if masked else tf.zeros_like(h0),
                 d_outs[start:end] if sequences else empty,
-                d_h, d_c, d_out_next, recurrent_kernel, peepholes,
+                d_states,
+                d_out_next,
+                recurrent_kernel,
+                bias,
+                weights,
                 mask[start:end] if masked else mask,
                 h_mask,
             )
-            d_kernel, d_bias, d_recurrent, d_peep = d_weights
-            # `h_t` pairs with `δz_{t+1}`; the chunk's last `h` with the first
-            # `δz` of the chunk above (zero at the end).
-            dz_next = tf.concat([dzs[1:], dz_above[None]], 0)
+            *d_products, h_out = products
+            d_in, d_rec = d_products[0], d_products[-1]
+            d_kernel, d_bias, d_recurrent, d_step = d_weights
+            if normalized:
+                # The step adds the bias: its gradient came with the vectors'.
+                d_bias = d_bias + d_own_bias[0]
+            else:
+                d_bias = d_bias + tf.reduce_sum(d_in, [0, 1])
+            # `h_t` pairs with `δv_{t+1}`; the chunk's last `h` with the first
+            # `δv` of the chunk above (zero at the end).
+            d_rec_next = tf.concat([d_rec[1:], d_rec_above[None]], 0)
             d_weights = (
-                d_kernel + _flat_product(x[start:end], dzs),
-                d_bias + tf.reduce_sum(dzs, [0, 1]),
-                d_recurrent + _flat_product(h_out, dz_next),
-                tuple(a + b for a, b in zip(d_peep, d_peep_chunk, strict=True)),
+                d_kernel + _flat_product(xs, d_in),
+                d_bias,
+                d_recurrent + _flat_product(h_out, d_rec_next),
+                tuple(a + b for a, b in zip(d_step, d_own, strict=True)),
             )
-            d_x = tf.tensordot(dzs, kernel, [[2], [1]])
+            d_x = tf.tensordot(d_in, kernel, [[2], [1]])
             d_xs = d_xs.write(n_chunks - 1 - j, d_x)
-            return j + 1, d_h, d_c, d_out_next, dzs[0], d_weights, d_xs
+            return j + 1, d_states, d_out_next, d_rec[0], d_weights, d_xs
 
         loop = tf.while_loop(
             lambda j, *_: j < n_chunks,
             body,
             (
-                tf.constant(0), d_h, d_c, d_out_next,
+                tf.constant(0),
+                d_states,
+                d_out_next,
                 tf.zeros([batch, tf.shape(kernel)[-1]], x.dtype),
                 (
                     tf.zeros_like(kernel),
-                    tf.zeros_like(kernel[0]),
+                    tf.zeros_like(bias),
                     tf.zeros_like(recurrent_kernel),
-                    tuple(tf.zeros_like(p) for p in peepholes),
+                    tuple(tf.zeros_like(w) for w in weights),
                 ),
                 tf.TensorArray(x.dtype, size=n_chunks, infer_shape=False),
             ),
             maximum_iterations=n_chunks,
         )
-        _, d_h0, d_c0, _, dz_first, d_weights, d_xs = loop
-        d_kernel, d_bias, d_recurrent, d_peep = d_weights
-        # The first step's `δz` pairs with the initial state.
+        _, d_states0, _, d_rec_first, d_weights, d_xs = loop
+        d_kernel, d_bias, d_recurrent, d_step = d_weights
+        # The first step's `δv` pairs with the initial state.
         d_recurrent = d_recurrent + tf.matmul(
-            dropped(h0, h_mask), dz_first, transpose_a=True
+            dropped(h0, h_mask), d_rec_first, transpose_a=True
         )
-        return d_xs.concat(), d_kernel, d_bias, d_h0, d_c0, d_recurrent, d_peep
+        return d_xs.concat(), d_kernel, d_bias, d_states0, d_recurrent, d_step
 
     return _compiled(forward, jit=False), _compiled(backward, jit=False)
 
@@ -432,10 +545,9 @@ def lstm_sequence(
     x,
     kernel,
     bias,
-    h0,
-    c0,
+    initial_state,
     recurrent_kernel,
-    peepholes,
+    weights,
     mask,
     recurrent_mask,
     *,
@@ -450,14 +562,17 @@ def lstm_sequence(
         x: Inputs, time-major: `(time, batch, features)`.
         kernel: `(features, blocks·units)` tensor.
         bias: `(blocks·units,)` tensor, or `None`.
-        h0, c0: Initial states, `(batch, units)`.
-        recurrent_kernel: `(units, blocks·units)` tensor.
-        peepholes: Dict `{gate name: (units,) tensor}` of the peepholes present.
+        initial_state: The initial states, `[h0, c0]` (`[h0, c0, a0]` with
+            full gate recurrence).
+        recurrent_kernel: `(units or projection_units, blocks·units)` tensor.
+        weights: Dict of the step's own weights, those the step reads: the
+            peepholes by gate name (`"input"`, ...), the layer normalization
+            weights (`equations.NORM_WEIGHTS`), `gate_recurrent_kernel`,
+            `projection_kernel`.
         mask: Boolean `(batch, time)` tensor, or `None`.
         recurrent_mask: Recurrent dropout mask `(batch, units)` that
             multiplies `h_{t-1}` before the recurrent product, or `None`.
-        step: The cell's `equations.LSTMStep`, one whose step needs only
-            `z` and the peepholes (`fast_path.fallback_reason` checks it).
+        step: The cell's `equations.LSTMStep`.
         go_backwards: Process the sequence in reverse (outputs are in
             processing order, as `keras.layers.RNN` returns them).
         zero_output_for_mask: As `keras.layers.RNN`'s argument.
@@ -466,14 +581,16 @@ def lstm_sequence(
             holds only the last output).
 
     Returns:
-        `(last_output, outputs, [h, c])` as `keras.layers.RNN.inner_loop`
+        `(last_output, outputs, states)` as `keras.layers.RNN.inner_loop`
         returns them, outputs batch-major.
     """
-    gates = step.peephole_gates
     config = _StepConfig(
         step, mask is not None, bool(zero_output_for_mask), recurrent_mask is not None
     )
     forward, backward = _kernels(config, bool(return_sequences))
+    weights = tuple(weights[name] for name in config.weight_names)
+    states0 = tuple(initial_state)
+    n_states = len(states0)
     if mask is not None:
         mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
     if bias is None:
@@ -486,39 +603,53 @@ def lstm_sequence(
 
     if not _gradient_possible():
         # No tape records this call (e.g. `predict`): keep nothing per step.
-        outs, h, c, _ = forward(
-            x, kernel, bias, h0, c0, recurrent_kernel,
-            tuple(peepholes[g] for g in gates), mask_arg, h_mask, False,
+        outs, states, _ = forward(
+            x,
+            kernel,
+            bias,
+            states0,
+            recurrent_kernel,
+            weights,
+            mask_arg,
+            h_mask,
+            False,
         )
-        return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]
+        return outs[-1], tf.transpose(outs, [1, 0, 2]), list(states)
 
     @tf.custom_gradient
-    def run(x, kernel, bias, h0, c0, recurrent_kernel, *peephole_values):
+    def run(x, kernel, bias, recurrent_kernel, *rest):
+        states0, weights = rest[:n_states], rest[n_states:]
         # Cut the tape at the loop: its gradient is `grad` below.
-        outs, h, c, saved = forward(
+        outs, states, saved = forward(
             *tf.nest.map_structure(
                 tf.stop_gradient,
-                (
-                    x, kernel, bias, h0, c0, recurrent_kernel, peephole_values,
-                    mask_arg, h_mask,
-                ),
+                (x, kernel, bias, states0, recurrent_kernel, weights, mask_arg, h_mask),
             ),
             True,
         )
 
-        def grad(d_outs, d_h, d_c):
+        def grad(d_outs, *d_states):
             d_outs = tf.zeros_like(outs) if d_outs is None else d_outs
-            d_h = tf.zeros_like(h0) if d_h is None else d_h
-            d_c = tf.zeros_like(c0) if d_c is None else d_c
-            d_x, d_kernel, d_bias, d_h0, d_c0, d_recurrent, d_peep = backward(
-                d_outs, d_h, d_c, x, saved, kernel, h0, c0, recurrent_kernel,
-                peephole_values, mask_arg, h_mask,
+            d_states = tuple(
+                tf.zeros_like(s) if d is None else d
+                for s, d in zip(states0, d_states, strict=True)
             )
-            return (d_x, d_kernel, d_bias, d_h0, d_c0, d_recurrent, *d_peep)
+            d_x, d_kernel, d_bias, d_states0, d_recurrent, d_step = backward(
+                d_outs,
+                d_states,
+                x,
+                saved,
+                kernel,
+                bias,
+                states0,
+                recurrent_kernel,
+                weights,
+                mask_arg,
+                h_mask,
+            )
+            return (d_x, d_kernel, d_bias, d_recurrent, *d_states0, *d_step)
 
-        return (outs, h, c), grad
+        return (outs, *states), grad
 
-    outs, h, c = run(
-        x, kernel, bias, h0, c0, recurrent_kernel, *(peepholes[g] for g in gates)
-    )
-    return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]
+    outs, *states = run(x, kernel, bias, recurrent_kernel, *states0, *weights)
+    return outs[-1], tf.transpose(outs, [1, 0, 2]), states

@@ -15,8 +15,10 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_lstm_variants import equations
 from keras_lstm_variants import validation
 from keras_lstm_variants import variants
+from keras_lstm_variants.equations import NORM_WEIGHTS
 from keras_lstm_variants.equations import PEEPHOLE_GATES
 from keras_lstm_variants.equations import LSTMStep
 from keras_lstm_variants.equations import lstm_step
@@ -49,16 +51,6 @@ PEEPHOLE_ARGUMENTS = (
 #: computes something its `LSTMStep` does not describe, so the fast path
 #: (which runs the declaration) leaves it to the generic loop.
 STEP_METHODS = ("call", "gate_values", "next_states", "step_weights")
-
-#: The layer normalization weights, in the order they are created.
-NORM_WEIGHTS = (
-    "kernel_norm_gamma",
-    "kernel_norm_beta",
-    "recurrent_norm_gamma",
-    "recurrent_norm_beta",
-    "state_norm_gamma",
-    "state_norm_beta",
-)
 
 
 def _own_draw(initializer, k):
@@ -445,11 +437,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
 
     def next_states(self, values):
         """The states after a step, from its `GateValues`."""
-        states = [values.hidden_state, values.cell_state]
-        if self.full_gate_recurrence:
-            gates = (values.input_gate, values.forget_gate, values.output_gate)
-            states.append(ops.concatenate(gates, axis=-1))
-        return states
+        return equations.next_states(self.step, values)
 
     def call(self, inputs, states, training=False):
         if self.input_dim is not None:

@@ -63,6 +63,16 @@ BLOCKS_COUPLED = ("forget", "candidate", "output")
 #: `ε` of the layer normalization (TF-Addons `LayerNormLSTMCell`'s default).
 LAYER_NORM_EPSILON = 1e-3
 
+#: The layer normalization weights, in the order the cells create them.
+NORM_WEIGHTS = (
+    "kernel_norm_gamma",
+    "kernel_norm_beta",
+    "recurrent_norm_gamma",
+    "recurrent_norm_beta",
+    "state_norm_gamma",
+    "state_norm_beta",
+)
+
 
 class GateValues(NamedTuple):
     """All values of one LSTM step, each of shape `(batch, units)` (the
@@ -153,17 +163,6 @@ class LSTMStep:
         if self.full_gate_recurrence:
             return (*STATE_NAMES, PREVIOUS_GATES)
         return STATE_NAMES
-
-    @property
-    def needs_only_preactivations(self):
-        """Whether a step is a function of `z`, `c_{t-1}` and the peepholes
-        alone: no gate recurrence, layer normalization or projection (the
-        steps the fast path runs)."""
-        return not (
-            self.full_gate_recurrence
-            or self.layer_norm
-            or self.projection_units is not None
-        )
 
 
 def layer_norm(v, gamma, beta):
@@ -272,3 +271,13 @@ def lstm_step(
         if step.projection_clip is not None:
             h = ops.clip(h, -step.projection_clip, step.projection_clip)
     return GateValues(i, f, o, g, c, h)
+
+
+def next_states(step, values):
+    """The states after a step, from its `GateValues`: `[h, c]`, and with
+    full gate recurrence `[h, c, a]`, `a = [i, f, o]` (`step.state_names`)."""
+    states = [values.hidden_state, values.cell_state]
+    if step.full_gate_recurrence:
+        gates = (values.input_gate, values.forget_gate, values.output_gate)
+        states.append(ops.concatenate(gates, axis=-1))
+    return states

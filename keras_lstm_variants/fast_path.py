@@ -113,16 +113,6 @@ def fallback_reason(layer):
         )
     if not getattr(type(cell), "declares_its_step", False):
         return f"the cell {type(cell).__name__} overrides its step"
-    step = cell.step
-    if not step.needs_only_preactivations:
-        options = {
-            "full_gate_recurrence": step.full_gate_recurrence,
-            "layer_norm": step.layer_norm,
-            "projection_units": step.projection_units,
-        }
-        return "the fast path does not run " + ", ".join(
-            f"{name}={value!r}" for name, value in options.items() if value
-        )
     return None
 
 
@@ -161,14 +151,19 @@ def run(layer, sequences, initial_state, mask, training):
     recurrent_mask = None
     if training and cell.recurrent_dropout > 0.0:
         recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
+    own = {gate: value(p) for gate, p in weights["peepholes"].items()}
+    if step.layer_norm:
+        own.update({name: value(w) for name, w in weights["norms"].items()})
+    for name in ("gate_recurrent_kernel", "projection_kernel"):
+        if weights[name] is not None:
+            own[name] = value(weights[name])
     return _tf_sequence.lstm_sequence(
         ops.transpose(sequences, (1, 0, 2)),
         value(weights["kernel"]),
         None if bias is None else value(bias),
-        initial_state[0],
-        initial_state[1],
+        list(initial_state),
         value(weights["recurrent_kernel"]),
-        {gate: value(p) for gate, p in weights["peepholes"].items()},
+        own,
         mask,
         recurrent_mask,
         step=step,
