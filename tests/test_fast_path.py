@@ -16,6 +16,8 @@ import tensorflow as tf
 from numpy_reference import assert_allclose
 from numpy_reference import cell_weights
 from numpy_reference import lstm_sequence
+from numpy_reference import variant_sequence
+from numpy_reference import variant_weights
 
 import keras_lstm_variants as klv
 from conftest import ALL_CONFIGS
@@ -376,7 +378,7 @@ def test_gradients_of_a_traced_call_taken_by_an_outer_tape():
         assert_allclose(np.asarray(a), np.asarray(b), **TOL)
 
 
-# The variant space: every step that needs only `z` runs on the fast path.
+# The variant space: every option runs on the fast path.
 
 SWITCH_VARIANTS = [
     {"variant": "NIG"},
@@ -399,23 +401,6 @@ def test_greff_switches_and_clipping_run_fast_with_the_same_numbers(options):
     randomize_weights(layer, 0)
     assert layer.fast_path_fallback_reason() is None
     assert_paths_agree(layer, inputs(4), mask=tf.constant(right_padded_mask()))
-
-
-@pytest.mark.parametrize(
-    "options, reason",
-    [
-        ({"variant": "FGR"}, "full_gate_recurrence=True"),
-        ({"layer_norm": True}, "layer_norm=True"),
-        ({"projection_units": 2}, "projection_units=2"),
-    ],
-)
-def test_options_beyond_the_preactivations_take_the_generic_loop(
-    kernel_calls, options, reason
-):
-    layer = klv.LSTMVariant(UNITS, **options)
-    layer(inputs())
-    assert not kernel_calls
-    assert reason in layer.fast_path_fallback_reason()
 
 
 @pytest.mark.parametrize("config", [("peephole", ("input", "output"))], ids=config_id)
@@ -450,3 +435,219 @@ def test_an_xla_compiled_caller_runs_the_generic_loop(kernel_calls):
     assert_allclose(loss, eager_loss, **TOL)
     for a, b in zip(grads, eager_grads, strict=True):
         assert_allclose(a, b, **TOL)
+
+
+# Layer normalization, projection (and its clip) and full gate recurrence, alone
+# and combined with the other options.
+
+BEYOND_Z = [
+    {"layer_norm": True},
+    {"projection_units": 3},
+    {"projection_units": 3, "projection_clip": 0.3},
+    {"variant": "FGR"},
+    {"variant": "vanilla", "layer_norm": True},
+    {"variant": "CIFG", "projection_units": 2, "cell_clip": 0.4},
+    {"variant": "NOAF", "layer_norm": True, "projection_units": 6, "use_bias": False},
+    {"variant": "FGR", "layer_norm": True, "projection_units": 2, "cell_clip": 0.5,
+     "projection_clip": 0.4},
+]
+
+
+def variant_layer(options, weight_seed=0, **kwargs):
+    kwargs.setdefault("return_sequences", True)
+    kwargs.setdefault("return_state", True)
+    layer = klv.LSTMVariant(UNITS, **options, **kwargs)
+    layer.build((None, TIME, FEATURES))
+    randomize_weights(layer, weight_seed)
+    return layer
+
+
+def oracle_options(cell):
+    """The NumPy oracle's options for a variant cell."""
+    names = ("input_gate", "forget_gate", "output_gate", "input_activation",
+             "output_activation", "coupled", "layer_norm", "cell_clip",
+             "projection_clip")
+    return {"fgr": cell.full_gate_recurrence} | {n: getattr(cell, n) for n in names}
+
+
+def random_states(layer, seed, batch=BATCH):
+    rng = np.random.default_rng(seed)
+    return [
+        tf.constant(0.5 * rng.standard_normal((batch, size)).astype("float32"))
+        for size in layer.cell.state_size
+    ]
+
+
+@pytest.mark.parametrize("options", BEYOND_Z, ids=str)
+def test_norm_projection_and_fgr_run_fast_with_the_same_numbers(
+    kernel_calls, options
+):
+    """Mask, `go_backwards`, `return_state` and a random initial state: the
+    fast path's outputs, final states and gradients (inputs, every weight,
+    the initial states) equal the generic loop's."""
+    layer = variant_layer(options, go_backwards=True)
+    assert layer.fast_path_fallback_reason() is None
+    x = tf.constant(inputs(21))
+    mask = tf.constant(right_padded_mask())
+    states = random_states(layer, 22)
+    results = []
+    for fast in (True, False):
+        layer.use_fast_path = fast
+        rng = np.random.default_rng(7)
+        with tf.GradientTape() as tape:
+            tape.watch([x, *states])
+            outputs = layer(x, mask=mask, initial_state=states)
+            loss = sum(
+                tf.reduce_sum(r * rng.standard_normal(r.shape).astype("float32"))
+                for r in outputs
+            )
+        grads = tape.gradient(loss, [x, *states, *layer.trainable_weights])
+        assert all(g is not None for g in grads)
+        results.append([np.asarray(r) for r in (*outputs, *grads)])
+    assert len(kernel_calls) == 1  # the fast run only
+    assert len(results[0]) == 1 + len(states) + 1 + len(states) + len(
+        layer.trainable_weights
+    )
+    for a, b in zip(*results, strict=True):
+        assert_allclose(a, b, **TOL)
+
+
+@pytest.mark.parametrize("options", BEYOND_Z, ids=str)
+def test_norm_projection_and_fgr_match_the_oracle(options):
+    layer = variant_layer(options)
+    x = inputs(23)
+    outputs, h, c, *rest = layer(tf.constant(x))
+    assert layer.fast_path_fallback_reason() is None
+    assert len(rest) == int(layer.cell.full_gate_recurrence)
+    values, ref_h, ref_c = variant_sequence(
+        x,
+        variant_weights(layer.cell),
+        oracle_options(layer.cell),
+        UNITS,
+        layer.cell.output_size,
+    )
+    assert_allclose(np.asarray(outputs), values["hidden_state"], **TOL)
+    assert_allclose(np.asarray(h), ref_h, **TOL)
+    assert_allclose(np.asarray(c), ref_c, **TOL)
+
+
+@pytest.mark.parametrize("options", [BEYOND_Z[4], BEYOND_Z[5], BEYOND_Z[7]], ids=str)
+def test_norm_projection_and_fgr_zero_output_last_output_and_dropout(options):
+    mask = tf.constant(right_padded_mask())
+    layer = variant_layer(options, zero_output_for_mask=True)
+    assert_paths_agree(layer, inputs(24), mask=mask)
+    layer = variant_layer(options, return_sequences=False)
+    assert_paths_agree(layer, inputs(25), mask=mask)
+    layer = variant_layer(options, return_sequences=False, return_state=False)
+    assert_paths_agree(layer, inputs(26))
+    results = []
+    for fast in (True, False):
+        layer = variant_layer(options, dropout=0.3, recurrent_dropout=0.4, seed=11)
+        results.append(run_with_gradients(layer, inputs(27), fast, training=True))
+    fast, generic = (outputs + grads for outputs, grads in results)
+    for a, b in zip(fast, generic, strict=True):
+        assert_allclose(a, b, **TOL)
+
+
+@pytest.mark.parametrize("options", [BEYOND_Z[3], BEYOND_Z[6]], ids=str)
+def test_norm_projection_and_fgr_stateful_chunks(options):
+    x = inputs(28, batch=2)
+    finals = []
+    for fast in (True, False):
+        layer = klv.LSTMVariant(
+            UNITS, stateful=True, return_state=True, use_fast_path=fast, **options
+        )
+        layer.build((2, TIME, FEATURES))
+        randomize_weights(layer, 9)
+        layer(x[:, :3])
+        _, *states = layer(x[:, 3:])
+        finals.append([np.asarray(s) for s in states])
+    _, ref_h, ref_c = variant_sequence(
+        x, variant_weights(layer.cell), oracle_options(layer.cell), UNITS,
+        layer.cell.output_size,
+    )
+    assert_allclose(finals[0][0], ref_h, **TOL)
+    assert_allclose(finals[0][1], ref_c, **TOL)
+    for a, b in zip(*finals, strict=True):
+        assert_allclose(a, b, **TOL)
+
+
+def test_norm_projection_and_fgr_in_bidirectional_inside_a_traced_step(kernel_calls):
+    """`Bidirectional` of the combined variant, traced as `fit` traces it."""
+    x = tf.constant(inputs(29))
+    layer = keras.layers.Bidirectional(
+        klv.LSTMVariant(UNITS, return_sequences=True, **BEYOND_Z[7])
+    )
+    layer.build((None, TIME, FEATURES))
+    randomize_weights(layer, 30)
+    mask = tf.constant(right_padded_mask())
+
+    @tf.function
+    def results(fast):
+        layer.forward_layer.use_fast_path = fast
+        layer.backward_layer.use_fast_path = fast
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, mask=mask)
+            loss = tf.reduce_sum(out * tf.sin(out))
+        return out, tape.gradient(loss, [x, *layer.trainable_weights])
+
+    assert layer.forward_layer.fast_path_fallback_reason() is None
+    fast = results(True)
+    assert len(kernel_calls) == 2  # both directions
+    generic = results(False)
+    assert len(kernel_calls) == 2
+    for a, b in zip(tf.nest.flatten(fast), tf.nest.flatten(generic), strict=True):
+        assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+
+
+@pytest.mark.parametrize("options", [BEYOND_Z[5], BEYOND_Z[7]], ids=str)
+def test_norm_projection_and_fgr_across_backward_chunks(options, monkeypatch):
+    monkeypatch.setattr(_tf_sequence, "CHUNK_ROWS", 2 * BATCH)
+    monkeypatch.setattr(_tf_sequence, "_KERNELS", {})
+    mask = tf.constant(right_padded_mask())
+    assert_paths_agree(variant_layer(options), inputs(31), mask=mask)
+    assert_paths_agree(variant_layer(options, return_sequences=False), inputs(32))
+
+
+def test_norm_projection_and_fgr_inference_loop_without_tape():
+    layer = variant_layer(BEYOND_Z[7], go_backwards=True)
+    x, mask = tf.constant(inputs(33)), tf.constant(right_padded_mask())
+    results = []
+    for fast in (True, False):
+        layer.use_fast_path = fast
+        results.append(layer(x, mask=mask))
+    for a, b in zip(*results, strict=True):
+        assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+
+
+@pytest.mark.parametrize("options", [BEYOND_Z[0], BEYOND_Z[2], BEYOND_Z[3]], ids=str)
+def test_norm_projection_and_fgr_fall_back_under_xla_and_mixed_precision(
+    kernel_calls, options
+):
+    layer = variant_layer(options, use_fast_path=True)
+    x = tf.constant(inputs(34))
+
+    @tf.function(jit_compile=True)
+    def loss_and_grads(x):
+        with tf.GradientTape() as tape:
+            outputs, *states = layer(x)
+            loss = tf.reduce_sum(outputs) + tf.reduce_sum(states[1])
+        return loss, tape.gradient(loss, layer.trainable_weights)
+
+    loss, grads = loss_and_grads(x)
+    assert not kernel_calls
+    with tf.GradientTape() as tape:
+        outputs, *states = layer(x)
+        eager_loss = tf.reduce_sum(outputs) + tf.reduce_sum(states[1])
+    eager_grads = tape.gradient(eager_loss, layer.trainable_weights)
+    assert kernel_calls
+    assert_allclose(loss, eager_loss, **TOL)
+    for a, b in zip(grads, eager_grads, strict=True):
+        assert_allclose(a, b, **TOL)
+
+    kernel_calls.clear()
+    mixed = klv.LSTMVariant(UNITS, dtype="mixed_float16", **options)
+    mixed(inputs())
+    assert not kernel_calls
+    assert "float16" in mixed.fast_path_fallback_reason()

@@ -423,5 +423,5 @@ def test_variant_benchmark_runs_on_toy_shapes(monkeypatch):
     names = ["StandardLSTM", "NIG", "projection (units/2)"]
     assert [r["contender"] for r in rows] == names
     assert rows[0]["train_ratio"] == 1.0
-    assert [r["fast_path"] for r in rows] == [True, True, False]
+    assert [r["fast_path"] for r in rows] == [True, True, True]
     assert "| S1 | NIG | fast |" in bench.format_table(rows)
