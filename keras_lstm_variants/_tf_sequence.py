@@ -51,9 +51,11 @@ bookkeeping of TensorFlow's generic loop gradient, which dominates on CPU.
 import tensorflow as tf
 
 from keras_lstm_variants.equations import NORM_WEIGHTS
+from keras_lstm_variants.equations import input_preactivations
 from keras_lstm_variants.equations import lstm_step
 from keras_lstm_variants.equations import next_states
 from keras_lstm_variants.equations import preactivations
+from keras_lstm_variants.equations import recurrent_preactivations
 
 # One forward and backward pair per static configuration, shared by all layers.
 _KERNELS = {}
@@ -74,9 +76,11 @@ class _StepConfig:
     """The static (Python) part of a step: what changes the traced graph.
 
     Besides `kernel`, `recurrent_kernel` and `bias`, a step reads its own
-    weights, passed as a tuple in the order of `weight_names`: the vectors
-    (peepholes by gate name, then the layer normalization's `γ` and `β`)
-    and the matrices (`MATRIX_WEIGHTS` the variant has).
+    weights, passed as a tuple in the order of `weight_names`: with layer
+    normalization the input product's `γ` and `β` (`input_norms`, applied
+    to the whole sequence before the loop), then the vectors the step reads
+    (peepholes by gate name, then the other norms' `γ` and `β`) and the
+    matrices (`MATRIX_WEIGHTS` the variant has).
     """
 
     def __init__(self, lstm, masked, zero_out, recurrent_dropout):
@@ -86,29 +90,42 @@ class _StepConfig:
         self.recurrent_dropout = recurrent_dropout
         self.normalized = lstm.layer_norm
         self.gated_state = lstm.full_gate_recurrence  # the state `a`
-        self.vectors = lstm.peephole_gates + (NORM_WEIGHTS if self.normalized else ())
+        norms = NORM_WEIGHTS if self.normalized else ()
+        self.input_norms = norms[:2]  # kernel_norm_gamma, kernel_norm_beta
+        self.vectors = lstm.peephole_gates + norms[2:]
         present = (lstm.full_gate_recurrence, lstm.projection_units is not None)
         self.matrices = tuple(
             name for name, has in zip(MATRIX_WEIGHTS, present, strict=True) if has
         )
-        self.weight_names = self.vectors + self.matrices
+        self.weight_names = self.input_norms + self.vectors + self.matrices
 
     def key(self):
         return (self.lstm, self.masked, self.zero_out, self.recurrent_dropout)
 
-    def step(self, pre, states, out_prev, keep, bias, weights):
+    def input_part(self, x_kernel, bias, norms):
+        """`equations.input_preactivations` of a whole chunk or sequence
+        (`norms`: the values of `input_norms`); with layer normalization the
+        steps read it instead of `x_t · kernel`."""
+        named = dict(zip(self.input_norms, norms, strict=True))
+        return input_preactivations(self.lstm, x_kernel, bias, named)
+
+    def step(self, pre, states, out_prev, keep, weights):
         """One step after the two products: gates, then masking.
 
         `pre` is `z` (bias included), or with layer normalization the pair
-        `(x_t · kernel, h_{t-1} · recurrent_kernel)`, normalized here by
-        `equations.preactivations`. `states` holds the previous `(h, c)` or
-        `(h, c, a)` (`h` is read only under a mask). Returns `(output,
-        states)`, following `keras.layers.RNN`'s rule for masked steps: the
-        states are carried over and the output repeats the previous output
-        (or is zero with `zero_output_for_mask`).
+        `(input_part, h_{t-1} · recurrent_kernel)`, whose second part is
+        normalized here (`equations.recurrent_preactivations`). `states`
+        holds the previous `(h, c)` or `(h, c, a)` (`h` is read only under a
+        mask); `weights` the values of `vectors` and `matrices`. Returns
+        `(output, states)`, following `keras.layers.RNN`'s rule for masked
+        steps: the states are carried over and the output repeats the
+        previous output (or is zero with `zero_output_for_mask`).
         """
-        w = dict(zip(self.weight_names, weights, strict=True))
-        z = preactivations(self.lstm, *pre, bias, w) if self.normalized else pre
+        names = self.vectors + self.matrices
+        w = dict(zip(names, weights, strict=True))
+        z = pre
+        if self.normalized:
+            z = pre[0] + recurrent_preactivations(self.lstm, pre[1], w)
         values = lstm_step(
             self.lstm,
             z,
@@ -180,28 +197,36 @@ def _build_kernels(config, sequences):
         what the backward pass needs as the flows of per-step `TensorArray`s,
         never stacked into one tensor (that would copy them): `z_t` (with
         layer normalization `h_{t-1} · recurrent_kernel` instead; the input
-        product is recomputed per chunk), `c_t`, `a_t` with full gate
+        part is recomputed per chunk), `c_t`, `a_t` with full gate
         recurrence, and `h_t` under a mask (elsewhere `h_t` is recomputed from
         the step's inputs). The previous output is a loop variable only under
         a mask (without one it is `h`): each loop variable costs a few control
         ops per step. Traced inline into the caller's graph (see
         `_compiled`)."""
         steps = tf.shape(x)[0]
+        n_in = len(config.input_norms)
+        step_weights = weights[n_in:]
+        if normalized:
+            # The normalized input product, for the whole sequence at once.
+            inputs = config.input_part(
+                tf.tensordot(x, kernel, [[2], [0]]), bias, weights[:n_in]
+            )
 
         def body(t, states, out, arrays):
-            # The input product does not depend on `h`: the loop runs it for
-            # the next steps while this one waits (measured faster on a
-            # 2-core CPU than one large product before the loop).
-            u = tf.matmul(x[t], kernel)
             v = tf.matmul(dropped(states[0], h_mask), recurrent_kernel)
-            pre = (u, v) if normalized else preactivations(config.lstm, u, v, bias)
+            if normalized:
+                pre = (inputs[t], v)
+            else:
+                # The input product does not depend on `h`: the loop runs it
+                # for the next steps while this one waits (measured faster on
+                # a 2-core CPU than one large product before the loop).
+                pre = preactivations(config.lstm, tf.matmul(x[t], kernel), v, bias)
             out, new = config.step(
                 pre,
                 states,
                 out[0] if masked else None,
                 mask[t] if masked else None,
-                bias,
-                weights,
+                step_weights,
             )
             saved = (v if normalized else pre, *new[1:])
             kept = ((out,) if sequences else ()) + (
@@ -257,7 +282,6 @@ def _build_kernels(config, sequences):
         d_states,
         d_out_next,
         recurrent_kernel,
-        bias,
         weights,
         mask,
         h_mask,
@@ -265,7 +289,7 @@ def _build_kernels(config, sequences):
         """Back-propagation through the steps of one chunk (XLA-compiled),
         from the last step down. Arguments hold the chunk's steps: the saved
         `pres` (`z`, or `h·recurrent_kernel` with layer normalization, whose
-        input products are `us`), the cell states `cs`, the gate states `gs`
+        input parts are `us`), the cell states `cs`, the gate states `gs`
         (full gate recurrence) and the hidden states `hs` (under a mask);
         `*_first` the states before the chunk.
 
@@ -278,16 +302,15 @@ def _build_kernels(config, sequences):
         once, after the loop. Returns the gradients of both products of every
         step (one tensor `δz` without layer normalization), the (dropped-out)
         `h` of every step, the gradients of the states and the output before
-        the chunk, and the chunk's gradients of the step's weights (and of
-        `bias` with layer normalization).
+        the chunk, and the chunk's gradients of the step's weights.
         """
         steps = tf.shape(cs)[0]
         batch = tf.shape(c_first)[0]
         recurrent_t = tf.transpose(recurrent_kernel)
         n_vectors = len(config.vectors)
-        # The vectors differentiated per row: bias too when the step adds it.
-        vectors = tuple(weights[:n_vectors]) + ((bias,) if normalized else ())
-        wide = tuple(tf.broadcast_to(v, [batch, tf.shape(v)[0]]) for v in vectors)
+        wide = tuple(
+            tf.broadcast_to(v, [batch, tf.shape(v)[0]]) for v in weights[:n_vectors]
+        )
         matrices = tuple(weights[n_vectors:])
         no_output = tf.zeros_like(h_first)
 
@@ -311,14 +334,12 @@ def _build_kernels(config, sequences):
             with tf.GradientTape() as tape:
                 tape.watch(sources)
                 h_prev, out_prev = extra if masked else (None, None)
-                step_weights = wide[:n_vectors] + matrices
                 out, new = config.step(
                     tuple(pre) if normalized else pre[0],
                     (h_prev, *states),
                     out_prev,
                     mask[t] if masked else None,
-                    wide[-1] if normalized else bias,
-                    step_weights,
+                    wide + matrices,
                 )
             grads = tape.gradient(
                 ([out] if masked else []) + list(new),
@@ -353,10 +374,10 @@ def _build_kernels(config, sequences):
             maximum_iterations=steps,
         )
         _, d_states, d_out_next, d_weights, arrays = loop
-        d_vectors = tuple(tf.reduce_sum(g, 0) for g in d_weights[: len(wide)])
-        d_step = d_vectors[:n_vectors] + tuple(d_weights[len(wide) :])
-        d_bias = d_vectors[n_vectors:]  # (δbias,) with layer normalization
-        return tuple(a.stack() for a in arrays), d_states, d_out_next, d_step, d_bias
+        d_weights = tuple(
+            tf.reduce_sum(g, 0) if k < n_vectors else g for k, g in enumerate(d_weights)
+        )
+        return tuple(a.stack() for a in arrays), d_states, d_out_next, d_weights
 
     compiled_chunk_steps = _compiled(chunk_steps, jit=True)
 
@@ -384,6 +405,7 @@ def _build_kernels(config, sequences):
         gs = rest.pop(0) if gated else None
         hs = rest.pop(0) if masked else None
         h0, c0 = states0[0], states0[1]
+        n_in = len(config.input_norms)
         g0 = states0[2] if gated else None
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
         chunk = _chunk_steps(batch, steps)
@@ -413,9 +435,20 @@ def _build_kernels(config, sequences):
             start = tf.maximum(end - chunk, 0)
             times = tf.range(start, end)
             xs = x[start:end]
-            products, d_states, d_out_next, d_own, d_own_bias = compiled_chunk_steps(
+            inputs = empty
+            if normalized:
+                # The chunk's input part, recomputed under a tape: its
+                # gradient is one batched pass after the chunk's steps.
+                in_sources = [tf.tensordot(xs, kernel, [[2], [0]]), bias]
+                in_sources += list(weights[:n_in])
+                with tf.GradientTape() as tape:
+                    tape.watch(in_sources)
+                    inputs = config.input_part(
+                        in_sources[0], in_sources[1], in_sources[2:]
+                    )
+            products, d_states, d_out_next, d_own = compiled_chunk_steps(
                 pres.gather(times),
-                tf.tensordot(xs, kernel, [[2], [0]]) if normalized else empty,
+                inputs,
                 cs.gather(times),
                 _read_previous(cs, c0, start),
                 gs.gather(times) if gated else empty,
@@ -426,8 +459,7 @@ def _build_kernels(config, sequences):
                 d_states,
                 d_out_next,
                 recurrent_kernel,
-                bias,
-                weights,
+                weights[n_in:],
                 mask[start:end] if masked else mask,
                 h_mask,
             )
@@ -435,8 +467,12 @@ def _build_kernels(config, sequences):
             d_in, d_rec = d_products[0], d_products[-1]
             d_kernel, d_bias, d_recurrent, d_step = d_weights
             if normalized:
-                # The step adds the bias: its gradient came with the vectors'.
-                d_bias = d_bias + d_own_bias[0]
+                # `δz` of the input part, back through its normalization.
+                d_in, d_b, *d_norms = tape.gradient(
+                    inputs, in_sources, output_gradients=d_in
+                )
+                d_bias = d_bias + d_b
+                d_own = (*d_norms, *d_own)
             else:
                 d_bias = d_bias + tf.reduce_sum(d_in, [0, 1])
             # `h_t` pairs with `δv_{t+1}`; the chunk's last `h` with the first

@@ -176,19 +176,38 @@ def preactivations(step, x_kernel, h_recurrent, bias, norms=None):
     """`z` from the two products: `x·kernel + h·recurrent_kernel + bias`.
 
     With `step.layer_norm`, each product is normalized over all its blocks
-    first, `LN_k(x·kernel) + LN_r(h·recurrent_kernel) + bias`, with `norms`
+    first, `LN_k(x·kernel) + bias + LN_r(h·recurrent_kernel)`, with `norms`
     a dict holding `kernel_norm_gamma`, `kernel_norm_beta`,
-    `recurrent_norm_gamma` and `recurrent_norm_beta`.
+    `recurrent_norm_gamma` and `recurrent_norm_beta`: the sum of
+    `input_preactivations` (which does not depend on `h`, so a whole sequence
+    can have it at once) and `recurrent_preactivations`.
     """
+    if step.layer_norm:
+        return input_preactivations(
+            step, x_kernel, bias, norms
+        ) + recurrent_preactivations(step, h_recurrent, norms)
+    z = x_kernel + h_recurrent
+    return z if bias is None else z + bias
+
+
+def input_preactivations(step, x_kernel, bias, norms=None):
+    """The part of `z` that does not depend on `h`: `LN_k(x·kernel) + bias`
+    with layer normalization, else `x·kernel + bias` (see `preactivations`)."""
     if step.layer_norm:
         x_kernel = layer_norm(
             x_kernel, norms["kernel_norm_gamma"], norms["kernel_norm_beta"]
         )
+    return x_kernel if bias is None else x_kernel + bias
+
+
+def recurrent_preactivations(step, h_recurrent, norms=None):
+    """The part of `z` that depends on `h`: `LN_r(h·recurrent_kernel)` with
+    layer normalization, else `h·recurrent_kernel` (see `preactivations`)."""
+    if step.layer_norm:
         h_recurrent = layer_norm(
             h_recurrent, norms["recurrent_norm_gamma"], norms["recurrent_norm_beta"]
         )
-    z = x_kernel + h_recurrent
-    return z if bias is None else z + bias
+    return h_recurrent
 
 
 def lstm_step(
