@@ -424,4 +424,6 @@ def test_variant_benchmark_runs_on_toy_shapes(monkeypatch):
     assert [r["contender"] for r in rows] == names
     assert rows[0]["train_ratio"] == 1.0
     assert [r["fast_path"] for r in rows] == [True, True, True]
-    assert "| S1 | NIG | fast |" in bench.format_table(rows)
+    table = bench.format_table(rows)
+    assert "| S1 | NIG | fast |" in table
+    assert "| ≤ 0.9: m" in table  # the projection's target, met or missed
