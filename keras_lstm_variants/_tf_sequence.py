@@ -12,8 +12,13 @@ The recurrence runs as one custom gradient for the whole sequence:
   input product stays inside the loop: it does not depend on `h`, so the
   loop runs it for later steps while the current one waits (on a 2-core CPU
   that measured faster than one large product before the loop, which also
-  writes a `time × batch × 4·units` tensor). Under a gradient tape the loop
-  keeps only `z_t` and `c_t` per step (and `h_t` under a mask), in
+  writes a `time × batch × 4·units` tensor). With layer normalization the
+  input part `LN_k(x · kernel) + bias` (`equations.input_preactivations`) is
+  computed for the whole sequence before the loop instead, which saves the
+  loop a normalization per step. Under a gradient tape the loop keeps only
+  `z_t` and `c_t` per step (with layer normalization `h_{t-1} ·
+  recurrent_kernel` instead of `z_t`; with full gate recurrence also the
+  gate state `a_t`; `h_t` under a mask), in
   `TensorArray`s that are never stacked: stacking copies, and the copy
   doubled the peak. Without a tape (`predict`, SavedModel serving) it keeps
   only the outputs, or nothing when only the last output is used. A plain
@@ -23,14 +28,22 @@ The recurrence runs as one custom gradient for the whole sequence:
   chunk's steps run in an XLA-compiled loop: each step's local derivatives
   come from autodiff of the very same step function (so the gate formulas
   exist once, in `equations.py`), which also recomputes `h_t` from `z_t` and
-  `c_{t-1}`; only `δz_t · recurrent_kernelᵀ` is a product inside it. Then
-  the chunk's `δz` feeds the gradients of `kernel`, `recurrent_kernel`,
-  `bias` and the inputs with one TensorFlow product each, so `δz` never
-  exists for the whole sequence.
+  `c_{t-1}`; only `δz_t · recurrent_kernelᵀ` is a product inside it besides
+  the step's own (the gate recurrence, the projection). The same autodiff
+  gives each step's share of the gradients of the step's own weights: the
+  vectors (peepholes, `γ` and `β`) enter broadcast to `(batch, n)`, so
+  their gradients add up per row and are summed over the batch once per
+  chunk; the matrices (`gate_recurrent_kernel`, `projection_kernel`) add
+  up per step. Then the chunk's `δz` feeds the gradients of `kernel`,
+  `recurrent_kernel`, `bias` and the inputs with one TensorFlow product
+  each (with layer normalization after one batched autodiff pass back
+  through the chunk's input part), so `δz` never exists for the whole
+  sequence. No derivative is written by hand.
 
 Peak tensor memory of a training step is thus about 5 `batch × time × units`
 values (the saved `z` and `c`) plus chunk-sized buffers; `keras.layers.LSTM`
-takes about 7.5.
+takes about 7.5. Full gate recurrence adds 3 (the saved `a`), layer
+normalization 4 (the input part of the whole sequence).
 
 Measured and dropped: a hand-written backward step (derivative formulas for
 sigmoid / tanh, post-activations saved by the forward loop) ran no faster

@@ -1,6 +1,7 @@
 """The layers' whole-sequence fast path: when it applies, and how it runs.
 
-`StandardLSTM`, `PeepholeLSTM` and `CoupledLSTM` pick it automatically, as
+`StandardLSTM`, `PeepholeLSTM`, `CoupledLSTM` and `LSTMVariant` (every
+option of the variant space) pick it automatically, as
 `keras.layers.LSTM` picks cuDNN: with `use_fast_path="auto"` (the default)
 they take it whenever it applies and run the generic `keras.layers.RNN` loop
 otherwise; `use_fast_path=False` always runs the generic loop;
@@ -9,15 +10,19 @@ otherwise; `use_fast_path=False` always runs the generic loop;
 What the fast path does (TensorFlow backend): one custom gradient for the
 whole sequence (see `keras_lstm_variants._tf_sequence`):
 
-1. the forward loop, with the shared gate equations `equations.lstm_step`
-   and the layer's masking rule (input dropout, if training, is applied to
-   the whole sequence first, with the very mask the generic loop would use);
+1. the forward loop, with the shared equations (`equations.preactivations`
+   and its two parts, `equations.lstm_step`, `equations.next_states`) and
+   the layer's masking rule (input dropout, if training, is applied to the
+   whole sequence first, with the very mask the generic loop would use);
    under a gradient tape it keeps what the backward pass needs, else only
    the outputs;
-2. back-propagation through time with only `δz_t · recurrent_kernelᵀ`
-   inside an XLA-compiled loop (each step's local derivatives by autodiff of
-   the same gate equations), the weight gradients as one large product or
-   reduction each afterwards.
+2. back-propagation through time with only `δ(h·recurrent_kernel)_t ·
+   recurrent_kernelᵀ` inside an XLA-compiled loop besides the step's own
+   work (each step's local derivatives, and its share of the gradients of
+   the peepholes, layer normalization weights, `gate_recurrent_kernel` and
+   `projection_kernel`, by autodiff of the same step function), the
+   gradients of `kernel`, `recurrent_kernel`, `bias` and the inputs as one
+   large product or reduction each afterwards.
 
 It supports masks, `go_backwards`, `return_sequences`, `return_state`,
 `stateful`, `initial_state`, `zero_output_for_mask`, `dropout` and
@@ -31,15 +36,15 @@ rounding). It falls back to the generic loop when:
   generic loop compiles, as `keras.layers.LSTM`'s does);
 * the compute dtype is not `float32` or `float64` (e.g. under the
   `mixed_float16` or `mixed_bfloat16` policies);
-* the cell's step needs more than its pre-activations: full gate
-  recurrence, layer normalization or a projection (`LSTMVariant`); Greff's
-  switches and clipping run on the fast path;
 * the cell's class overrides part of its step (`cells.STEP_METHODS`):
   the fast path runs the cell's declared `LSTMStep`, which would then not
   describe what the cell computes.
 
 Traced without a gradient tape (a SavedModel, `export_tflite`), it is a plain
 `tf.while_loop` that TensorFlow Lite converts with builtin ops.
+
+Every option of `LSTMVariant` runs on it: Greff's switches, full gate
+recurrence, layer normalization, projection and both clips.
 
 Measured on a 2-core CPU (README, "Performance"): a training step takes about
 0.7–0.85 times the generic loop's at S2 and S3, and about as long (within
@@ -126,12 +131,13 @@ def run(layer, sequences, initial_state, mask, training):
         layer: One of this package's layers, for which `fallback_reason` is
             `None`.
         sequences: Input tensor `(batch, time, features)`.
-        initial_state: List `[h0, c0]`.
+        initial_state: List `[h0, c0]` (`[h0, c0, a0]` with full gate
+            recurrence).
         mask: Boolean `(batch, time)` tensor, or `None`.
         training: Whether dropout applies.
 
     Returns:
-        `(last_output, outputs, [h, c])`, as `keras.layers.RNN.inner_loop`.
+        `(last_output, outputs, states)`, as `keras.layers.RNN.inner_loop`.
     """
     from keras_lstm_variants import _tf_sequence
 

@@ -718,10 +718,10 @@ class LSTMVariant(_PeepholeLayer):
         zero_output_for_mask: Boolean (default `False`). If `True`, masked
             steps output zeros instead of repeating the last output.
         use_fast_path: `"auto"` (default), `True` or `False`, as for
-            `StandardLSTM`. The fast path runs Greff's switches and
-            `cell_clip`; full gate recurrence, layer normalization and
-            projection run the generic loop (`fast_path_fallback_reason()`
-            says so).
+            `StandardLSTM`. The fast path runs every option: Greff's
+            switches, full gate recurrence, layer normalization,
+            projection and both clips (`fast_path_fallback_reason()` says
+            why a call would not take it).
         **kwargs: Further `keras.layers.RNN` / `Layer` arguments.
 
     Call arguments:
