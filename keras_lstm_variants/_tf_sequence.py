@@ -38,7 +38,12 @@ The recurrence runs as one custom gradient for the whole sequence:
   `recurrent_kernel`, `bias` and the inputs with one TensorFlow product
   each (with layer normalization after one batched autodiff pass back
   through the chunk's input part), so `δz` never exists for the whole
-  sequence. No derivative is written by hand.
+  sequence. The only derivatives written out are those of the products
+  (`δh_{t-1} = δv_t · recurrent_kernelᵀ`, `δa_{t-1} += δfeedback_t ·
+  gate_recurrent_kernelᵀ` inside the loop, whose `a_{t-1} ·
+  gate_recurrent_kernel` is computed for the whole chunk before it, and
+  the large products after it); the tests compare every gradient with the
+  generic loop's.
 
 Peak tensor memory of a training step is thus about 5 `batch × time × units`
 values (the saved `z` and `c`) plus chunk-sized buffers; `keras.layers.LSTM`
@@ -122,7 +127,7 @@ class _StepConfig:
         named = dict(zip(self.input_norms, norms, strict=True))
         return input_preactivations(self.lstm, x_kernel, bias, named)
 
-    def step(self, pre, states, out_prev, keep, weights):
+    def step(self, pre, states, out_prev, keep, weights, feedback=None):
         """One step after the two products: gates, then masking.
 
         `pre` is `z` (bias included), or with layer normalization the pair
@@ -132,7 +137,9 @@ class _StepConfig:
         mask); `weights` the values of `vectors` and `matrices`. Returns
         `(output, states)`, following `keras.layers.RNN`'s rule for masked
         steps: the states are carried over and the output repeats the
-        previous output (or is zero with `zero_output_for_mask`).
+        previous output (or is zero with `zero_output_for_mask`). With full
+        gate recurrence, `feedback` may hold `a_{t-1} · gate_recurrent_kernel`
+        (see `equations.lstm_step`).
         """
         names = self.vectors + self.matrices
         w = dict(zip(names, weights, strict=True))
@@ -148,6 +155,7 @@ class _StepConfig:
             gate_recurrent_kernel=w.get("gate_recurrent_kernel"),
             norms=w,
             projection_kernel=w.get("projection_kernel"),
+            feedback=feedback,
         )
         new = tuple(next_states(self.lstm, values))
         h = new[0]
@@ -289,6 +297,7 @@ def _build_kernels(config, sequences):
         c_first,
         gs,
         g_first,
+        fbs,
         hs,
         h_first,
         d_outs,
@@ -325,7 +334,15 @@ def _build_kernels(config, sequences):
             tf.broadcast_to(v, [batch, tf.shape(v)[0]]) for v in weights[:n_vectors]
         )
         matrices = tuple(weights[n_vectors:])
+        # Not `gate_recurrent_kernel`: its gradient is one large product per
+        # chunk (`backward`), as the recurrent kernel's.
+        learned = wide + tuple(
+            m
+            for name, m in zip(config.matrices, matrices, strict=True)
+            if name != "gate_recurrent_kernel"
+        )
         no_output = tf.zeros_like(h_first)
+        gate_t = tf.transpose(matrices[0]) if gated else None
 
         def body(t, d_states, d_out_next, d_weights, arrays):
             c_prev = _previous(cs, c_first, t)
@@ -343,7 +360,9 @@ def _build_kernels(config, sequences):
                 d_out = d_outs[t] if sequences else 0.0
                 d_states = (d_states[0] + d_out, *d_states[1:])
                 targets_grads = []
-            sources = [*pre, *states, *extra, *wide, *matrices]
+            # `a_{t-1} · gate_recurrent_kernel`, computed before the loop.
+            feedback = [fbs[t]] if gated else []
+            sources = [*pre, *states, *extra, *feedback, *learned]
             with tf.GradientTape() as tape:
                 tape.watch(sources)
                 h_prev, out_prev = extra if masked else (None, None)
@@ -353,6 +372,7 @@ def _build_kernels(config, sequences):
                     out_prev,
                     mask[t] if masked else None,
                     wide + matrices,
+                    feedback[0] if gated else None,
                 )
             grads = tape.gradient(
                 ([out] if masked else []) + list(new),
@@ -366,6 +386,9 @@ def _build_kernels(config, sequences):
             if masked:
                 dh_prev, d_out_next = dh_prev + grads[0], grads[1]
                 grads = grads[2:]
+            if gated:
+                d_feedback, grads = grads[0], grads[1:]
+                d_prev = (d_prev[0], d_prev[1] + tf.matmul(d_feedback, gate_t))
             d_weights = tuple(a + g for a, g in zip(d_weights, grads, strict=True))
             values = (*d_pre, dropped(new[0], h_mask))
             arrays = tuple(a.write(t, v) for a, v in zip(arrays, values, strict=True))
@@ -378,7 +401,7 @@ def _build_kernels(config, sequences):
                 steps - 1,
                 tuple(d_states),
                 d_out_next,
-                tuple(tf.zeros_like(w) for w in wide + matrices),
+                tuple(tf.zeros_like(w) for w in learned),
                 tuple(
                     tf.TensorArray(cs.dtype, size=steps)
                     for _ in range(3 if normalized else 2)
@@ -434,6 +457,21 @@ def _build_kernels(config, sequences):
                 d_out_next = tf.zeros_like(h0)
         empty = tf.zeros([0], x.dtype)
 
+        def gate_kernel_gradient(d_own, dz, a_prev):
+            """`d_own` with the chunk's gradient of `gate_recurrent_kernel`
+            inserted after the vectors': `Σ_t a_{t-1}ᵀ · δz_t[i, f, o]`, as
+            the previous gates' product adds to the blocks `i, f, o` of `z`
+            (`equations.lstm_step`)."""
+            units = tf.shape(a_prev)[-1] // 3
+            blocks = [
+                config.lstm.blocks.index(g) for g in ("input", "forget", "output")
+            ]
+            d_gates = tf.concat(
+                [dz[..., b * units : (b + 1) * units] for b in blocks], -1
+            )
+            n = len(config.vectors)
+            return (*d_own[:n], _flat_product(a_prev, d_gates), *d_own[n:])
+
         def body(j, *carried):
             new = chunk_body(j, *carried)
             # The compiled chunk's outputs may have lost static shapes (its
@@ -448,6 +486,14 @@ def _build_kernels(config, sequences):
             start = tf.maximum(end - chunk, 0)
             times = tf.range(start, end)
             xs = x[start:end]
+            g_chunk = gs.gather(times) if gated else empty
+            g_first = _read_previous(gs, g0, start) if gated else empty
+            feedback = empty
+            if gated:
+                # The previous gates' product for all the chunk's steps.
+                a_prev = tf.concat([g_first[None], g_chunk[:-1]], 0)
+                gate_kernel = weights[n_in + len(config.vectors)]
+                feedback = tf.tensordot(a_prev, gate_kernel, [[2], [0]])
             inputs = empty
             if normalized:
                 # The chunk's input part, recomputed under a tape: its
@@ -464,8 +510,9 @@ def _build_kernels(config, sequences):
                 inputs,
                 cs.gather(times),
                 _read_previous(cs, c0, start),
-                gs.gather(times) if gated else empty,
-                _read_previous(gs, g0, start) if gated else empty,
+                g_chunk,
+                g_first,
+                feedback,
                 hs.gather(times) if masked else empty,
                 _read_previous(hs, h0, start) if masked else tf.zeros_like(h0),
                 d_outs[start:end] if sequences else empty,
@@ -478,6 +525,8 @@ def _build_kernels(config, sequences):
             )
             *d_products, h_out = products
             d_in, d_rec = d_products[0], d_products[-1]
+            if gated:
+                d_own = gate_kernel_gradient(d_own, d_in, a_prev)
             d_kernel, d_bias, d_recurrent, d_step = d_weights
             if normalized:
                 # `δz` of the input part, back through its normalization.

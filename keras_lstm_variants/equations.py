@@ -219,6 +219,7 @@ def lstm_step(
     gate_recurrent_kernel=None,
     norms=None,
     projection_kernel=None,
+    feedback=None,
 ):
     """Computes one step of the variant `step` from its pre-activations.
 
@@ -247,6 +248,9 @@ def lstm_step(
         norms: Layer norm only: a dict with `state_norm_gamma` and
             `state_norm_beta` (and the others, see `preactivations`).
         projection_kernel: Projection only: `(units, projection_units)`.
+        feedback: FGR only, optional: `gates_prev · gate_recurrent_kernel`
+            if the caller has it already (the fast path's backward pass
+            computes it for many steps at once).
 
     Returns:
         A `GateValues` tuple; gates the variant lacks are `None`.
@@ -254,8 +258,9 @@ def lstm_step(
     split = ops.split(z, len(step.blocks), axis=-1)
     blocks = dict(zip(step.blocks, split, strict=True))
     if step.full_gate_recurrence:
-        feedback = ops.split(ops.matmul(gates_prev, gate_recurrent_kernel), 3, -1)
-        for name, term in zip(PEEPHOLE_GATES, feedback, strict=True):
+        if feedback is None:
+            feedback = ops.matmul(gates_prev, gate_recurrent_kernel)
+        for name, term in zip(PEEPHOLE_GATES, ops.split(feedback, 3, -1), strict=True):
             blocks[name] = blocks[name] + term
     sigma = step.recurrent_activation
 
