@@ -12,17 +12,17 @@ The recurrence runs as one custom gradient for the whole sequence:
   input product stays inside the loop: it does not depend on `h`, so the
   loop runs it for later steps while the current one waits (on a 2-core CPU
   that measured faster than one large product before the loop, which also
-  writes a `time × batch × 4·units` tensor). With layer normalization the
-  input part `LN_k(x · kernel) + bias` (`equations.input_preactivations`) is
-  computed for the whole sequence before the loop instead, which saves the
-  loop a normalization per step. Under a gradient tape the loop keeps only
-  `z_t` and `c_t` per step (with layer normalization `h_{t-1} ·
-  recurrent_kernel` instead of `z_t`; with full gate recurrence also the
-  gate state `a_t`; `h_t` under a mask), in
-  `TensorArray`s that are never stacked: stacking copies, and the copy
-  doubled the peak. Without a tape (`predict`, SavedModel serving) it keeps
-  only the outputs, or nothing when only the last output is used. A plain
-  loop keeps exported models free of XLA;
+  writes a `time × batch × 4·units` tensor); so does, with layer
+  normalization, the input part `LN_k(x · kernel) + bias`
+  (`equations.input_preactivations`; before the loop for the whole
+  sequence, forward passes measured 10-20% slower). Under a gradient tape
+  the loop keeps only `z_t` and `c_t` per step (with layer normalization
+  `h_{t-1} · recurrent_kernel` instead of `z_t`; with full gate recurrence
+  also the gate state `a_t`; `h_t` under a mask), in `TensorArray`s that
+  are never stacked: stacking copies, and the copy doubled the peak.
+  Without a tape (`predict`, SavedModel serving) it keeps only the
+  outputs, or nothing when only the last output is used. A plain loop
+  keeps exported models free of XLA;
 * backward: back-propagation through time in chunks of about `CHUNK_ROWS`
   rows (`steps × batch`) and at most `√time` steps, from the end. Each
   chunk's steps run in an XLA-compiled loop: each step's local derivatives
@@ -33,8 +33,9 @@ The recurrence runs as one custom gradient for the whole sequence:
   gives each step's share of the gradients of the step's own weights: the
   vectors (peepholes, `γ` and `β`) enter broadcast to `(batch, n)`, so
   their gradients add up per row and are summed over the batch once per
-  chunk; the matrices (`gate_recurrent_kernel`, `projection_kernel`) add
-  up per step. Then the chunk's `δz` feeds the gradients of `kernel`,
+  chunk; `projection_kernel`'s adds up per step (`gate_recurrent_kernel`'s
+  is one large product per chunk, as `recurrent_kernel`'s). Then the
+  chunk's `δz` feeds the gradients of `kernel`,
   `recurrent_kernel`, `bias` and the inputs with one TensorFlow product
   each (with layer normalization after one batched autodiff pass back
   through the chunk's input part), so `δz` never exists for the whole
@@ -47,8 +48,7 @@ The recurrence runs as one custom gradient for the whole sequence:
 
 Peak tensor memory of a training step is thus about 5 `batch × time × units`
 values (the saved `z` and `c`) plus chunk-sized buffers; `keras.layers.LSTM`
-takes about 7.5. Full gate recurrence adds 3 (the saved `a`), layer
-normalization 4 (the input part of the whole sequence).
+takes about 7.5. Full gate recurrence adds 3 (the saved `a`).
 
 Measured and dropped: a hand-written backward step (derivative formulas for
 sigmoid / tanh, post-activations saved by the forward loop) ran no faster
@@ -95,8 +95,9 @@ class _StepConfig:
 
     Besides `kernel`, `recurrent_kernel` and `bias`, a step reads its own
     weights, passed as a tuple in the order of `weight_names`: with layer
-    normalization the input product's `γ` and `β` (`input_norms`, applied
-    to the whole sequence before the loop), then the vectors the step reads
+    normalization the input product's `γ` and `β` (`input_norms`, read by
+    `input_part`, which the backward pass runs for a whole chunk at once),
+    then the vectors the step reads
     (peepholes by gate name, then the other norms' `γ` and `β`) and the
     matrices (`MATRIX_WEIGHTS` the variant has).
     """
@@ -227,21 +228,17 @@ def _build_kernels(config, sequences):
         steps = tf.shape(x)[0]
         n_in = len(config.input_norms)
         step_weights = weights[n_in:]
-        if normalized:
-            # The normalized input product, for the whole sequence at once.
-            inputs = config.input_part(
-                tf.tensordot(x, kernel, [[2], [0]]), bias, weights[:n_in]
-            )
 
         def body(t, states, out, arrays):
+            # The input part does not depend on `h`: the loop runs it for the
+            # next steps while this one waits (measured faster on a 2-core
+            # CPU than one large product, or normalization, before the loop).
+            u = tf.matmul(x[t], kernel)
             v = tf.matmul(dropped(states[0], h_mask), recurrent_kernel)
             if normalized:
-                pre = (inputs[t], v)
+                pre = (config.input_part(u, bias, weights[:n_in]), v)
             else:
-                # The input product does not depend on `h`: the loop runs it
-                # for the next steps while this one waits (measured faster on
-                # a 2-core CPU than one large product before the loop).
-                pre = preactivations(config.lstm, tf.matmul(x[t], kernel), v, bias)
+                pre = preactivations(config.lstm, u, v, bias)
             out, new = config.step(
                 pre,
                 states,
