@@ -13,6 +13,7 @@ from keras_lstm_variants.layers import CoupledLSTM
 from keras_lstm_variants.layers import LSTMVariant
 from keras_lstm_variants.layers import PeepholeLSTM
 from keras_lstm_variants.layers import StandardLSTM
+from keras_lstm_variants.onnx_export import export_onnx
 from keras_lstm_variants.saved_model import export_saved_model
 from keras_lstm_variants.sites import signature_key
 from keras_lstm_variants.tflite import export_tflite
@@ -31,6 +32,7 @@ __all__ = [
     "StandardLSTM",
     "StandardLSTMCell",
     "__version__",
+    "export_onnx",
     "export_saved_model",
     "export_tflite",
     "gate_activations",

@@ -1,0 +1,708 @@
+"""ONNX export: our LSTM layers as ONNX's native `LSTM` operator.
+
+`export_onnx(model, path)` writes a `.onnx` file that ONNX Runtime runs
+without TensorFlow, Keras or this package. The model's RNN layers whose
+computation ONNX's `LSTM` (or `GRU`) operator expresses exactly become one
+such node each; everything else (Embedding, Dense, normalization, masks, the
+glue around the RNN nodes, and the RNN layers that do not map) is converted
+by tf2onnx, the standard converter for TensorFlow graphs.
+
+How: the model's forward pass is traced as a `tf.function` in which every
+mapped RNN layer's call is replaced (through `sites.intercepted`) by an
+opaque placeholder op (`tf.py_function`, never run) whose inputs and outputs
+are exactly those of the ONNX operator (time-major `X`, `sequence_lens`,
+`initial_h`, `initial_c`; `Y`, `Y_h`, `Y_c`), surrounded by ordinary
+TensorFlow ops that turn Keras's conventions (batch-major tensors,
+`go_backwards`'s reversed output, what masked steps output) into the
+operator's and back. tf2onnx converts that graph and keeps each placeholder
+as a custom-domain node; `_replace_placeholders` then swaps each for an
+`LSTM`/`GRU` node whose `W`, `R`, `B` and `P` are the layer's weights laid
+out for ONNX (`onnx_weights`).
+
+TensorFlow, tf2onnx and onnx are imported inside the functions.
+"""
+
+import dataclasses
+import logging
+import os
+import re
+
+import keras
+import numpy as np
+from keras import tree
+
+from keras_lstm_variants import saved_model
+from keras_lstm_variants import sites as sites_lib
+from keras_lstm_variants import validation
+from keras_lstm_variants.cells import LSTMVariantCell
+
+#: Opset of the written file unless asked otherwise (ONNX Runtime 1.17+).
+DEFAULT_OPSET = 17
+#: The lowest opset accepted (the `LSTM`/`GRU` operators of opset 14).
+MIN_OPSET = 14
+#: Domain of the placeholder nodes between tf2onnx and their replacement.
+PLACEHOLDER_DOMAIN = "keras_lstm_variants.placeholder"
+_PLACEHOLDER_NAME = "klv_onnx_rnn_{}"
+_PLACEHOLDER_PATTERN = re.compile(r"klv_onnx_rnn_(\d+)")
+
+#: Keras activation name -> (ONNX RNN activation, alpha, beta). Keras 3's
+#: `hard_sigmoid` is `relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1)`, ONNX's
+#: `HardSigmoid` is `clip(alpha·x + beta, 0, 1)`; `linear` is ONNX's `Affine`
+#: with alpha 1 and beta 0.
+ONNX_ACTIVATIONS = {
+    "sigmoid": ("Sigmoid", None, None),
+    "tanh": ("Tanh", None, None),
+    "relu": ("Relu", None, None),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),
+    "softsign": ("Softsign", None, None),
+    "softplus": ("Softplus", None, None),
+    "linear": ("Affine", 1.0, 0.0),
+}
+#: Gate activations that reach exactly 1 for a large input (a gate the
+#: variant lacks becomes such a gate) and satisfy `σ(−x) = 1 − σ(x)` (the
+#: coupled cell's input gate becomes ONNX's with the forget block negated).
+SYMMETRIC_SATURATING = ("sigmoid", "hard_sigmoid")
+#: Bias of a gate the variant lacks: with zero weights, `σ(1e4)` is exactly
+#: 1.0 in float32 for both `SYMMETRIC_SATURATING` activations.
+ALWAYS_OPEN = 1e4
+
+_LSTM_ORDER = ("input", "output", "forget", "candidate")  # ONNX's i, o, f, c
+_ONNX_PEEPHOLE_ORDER = ("input", "output", "forget")  # P: i, o, f
+
+
+@dataclasses.dataclass(frozen=True)
+class NativeRNN:
+    """How one RNN layer becomes one ONNX `LSTM` or `GRU` node.
+
+    Attributes:
+        op_type: `"LSTM"` or `"GRU"`.
+        hidden_size: `H`.
+        weights: `{"W": ..., "R": ..., "B": ..., "P": ...}` float32 arrays
+            with a leading direction axis of 1 (`P` only for LSTM).
+        attributes: The node's attributes (activations, `input_forget`,
+            `linear_before_reset`), without `direction` and `hidden_size`.
+        state_slots: The operator's inputs for the layer's states, in the
+            order of the layer's states (`initial_h`, `initial_c`).
+    """
+
+    op_type: str
+    hidden_size: int
+    weights: dict
+    attributes: dict
+    state_slots: tuple
+
+    @property
+    def num_outputs(self):
+        return 1 + len(self.state_slots)
+
+
+def _activation(fn, role, where):
+    """`(ONNX name, alpha, beta)` of a Keras activation, or a reason why not."""
+    name = keras.activations.serialize(fn) if fn is not None else "linear"
+    if isinstance(name, dict):
+        name = name.get("config", name.get("class_name"))
+    if name not in ONNX_ACTIVATIONS:
+        return None, (
+            f"{where}: its {role} {name!r} has no ONNX RNN activation (mapped: "
+            f"{sorted(ONNX_ACTIVATIONS)})"
+        )
+    return ONNX_ACTIVATIONS[name], None
+
+
+def _activation_attributes(activations):
+    """The `activations`, `activation_alpha`, `activation_beta` attributes.
+
+    ONNX Runtime reads an alpha (beta) only for the functions that take one,
+    in order; the defaults (sigmoid, tanh, tanh) are left implicit.
+    """
+    names = [a[0] for a in activations]
+    defaults = ["Sigmoid", "Tanh", "Tanh"][: len(names)]
+    if names == defaults:
+        return {}
+    attributes = {"activations": names}
+    alphas = [a[1] for a in activations if a[1] is not None]
+    betas = [a[2] for a in activations if a[2] is not None]
+    if alphas:
+        attributes["activation_alpha"] = alphas
+    if betas:
+        attributes["activation_beta"] = betas
+    return attributes
+
+
+def _np(weight):
+    return np.asarray(keras.ops.convert_to_numpy(weight), dtype=np.float32)
+
+
+def _lstm_weights(blocks, units, kernel, recurrent_kernel, bias, peepholes, coupled):
+    """ONNX `W`, `R`, `B`, `P` from the fused weights of blocks `blocks`.
+
+    A gate without a block is always open (zero weights, bias
+    `ALWAYS_OPEN`); the coupled cell's input gate is its forget block
+    negated (ONNX's `input_forget=1` then sets `f = 1 − i`).
+    """
+    input_dim = kernel.shape[0]
+    if bias is None:
+        bias = np.zeros(len(blocks) * units, np.float32)
+
+    def block(array, name, axis=-1):
+        k = blocks.index(name)
+        return np.take(array, range(k * units, (k + 1) * units), axis=axis)
+
+    w, r, b, p = [], [], [], []
+    for gate in _LSTM_ORDER:
+        source, sign = gate, 1.0
+        if gate == "input" and coupled:
+            source, sign = "forget", -1.0
+        if gate == "forget" and coupled:
+            source = None  # unused: f = 1 − i
+        if source in blocks:
+            w.append(sign * block(kernel, source))
+            r.append(sign * block(recurrent_kernel, source))
+            b.append(sign * block(bias, source))
+        else:
+            w.append(np.zeros((input_dim, units), np.float32))
+            r.append(np.zeros((recurrent_kernel.shape[0], units), np.float32))
+            open_bias = 0.0 if source is None and coupled else ALWAYS_OPEN
+            b.append(np.full(units, open_bias, np.float32))
+    for gate in _ONNX_PEEPHOLE_ORDER:
+        source, sign = gate, 1.0
+        if coupled and gate == "input":
+            source, sign = "forget", -1.0
+        elif coupled and gate == "forget":
+            source = None
+        vector = peepholes.get(source)
+        p.append(np.zeros(units, np.float32) if vector is None else sign * vector)
+    weights = {
+        "W": np.concatenate(w, axis=1).T[None],
+        "R": np.concatenate(r, axis=1).T[None],
+        "B": np.concatenate([*b, np.zeros(4 * units, np.float32)])[None],
+    }
+    if any(v is not None for v in peepholes.values()):
+        weights["P"] = np.concatenate(p)[None]
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in weights.items()}
+
+
+def _our_lstm(cell, where):
+    """`NativeRNN` of one of our cells, or the reason it has none."""
+    step = cell.step
+    if not cell.declares_its_step:
+        return None, (
+            f"{where}: {type(cell).__name__} overrides the step of "
+            "LSTMVariantCell, so its computation is not known to map"
+        )
+    refused = [
+        (
+            step.full_gate_recurrence,
+            "full gate recurrence (FGR): ONNX's LSTM has no "
+            "term from the previous step's gates",
+        ),
+        (
+            step.layer_norm,
+            "layer normalization: ONNX's LSTM has no normalization inside the step",
+        ),
+        (
+            step.projection_units is not None,
+            "a projection: ONNX's LSTM has no projected hidden state",
+        ),
+        (
+            step.cell_clip is not None,
+            "cell_clip: ONNX's LSTM `clip` bounds the "
+            "pre-activations, not the cell state",
+        ),
+    ]
+    for refuses, reason in refused:
+        if refuses:
+            return None, f"{where}: {reason}"
+    sigma, reason = _activation(
+        cell.recurrent_activation, "recurrent_activation", where
+    )
+    if reason:
+        return None, reason
+    phi, reason = _activation(cell.activation, "activation", where)
+    if reason:
+        return None, reason
+    identity = ONNX_ACTIVATIONS["linear"]
+    gate_name = keras.activations.serialize(cell.recurrent_activation)
+    missing = not (step.input_gate and step.forget_gate and step.output_gate)
+    if (missing or step.coupled) and gate_name not in SYMMETRIC_SATURATING:
+        return None, (
+            f"{where}: a missing or coupled gate maps onto ONNX's LSTM only with "
+            f"recurrent_activation in {SYMMETRIC_SATURATING}; it is {gate_name!r}"
+        )
+    weights = _lstm_weights(
+        cell.blocks,
+        cell.units,
+        _np(cell.kernel),
+        _np(cell.recurrent_kernel),
+        None if cell.bias is None else _np(cell.bias),
+        {
+            gate: _np(getattr(cell, f"{gate}_gate_peephole_weights"))
+            for gate in cell.peephole_gates
+        },
+        step.coupled,
+    )
+    activations = (
+        sigma,
+        phi if step.input_activation else identity,
+        phi if step.output_activation else identity,
+    )
+    attributes = _activation_attributes(activations)
+    if step.coupled:
+        attributes["input_forget"] = 1
+    return NativeRNN(
+        "LSTM", cell.units, weights, attributes, ("initial_h", "initial_c")
+    ), None
+
+
+def _keras_lstm(cell, where):
+    """`NativeRNN` of a `keras.layers.LSTMCell` (blocks i, f, c, o)."""
+    activations = []
+    for fn, role in (
+        (cell.recurrent_activation, "recurrent_activation"),
+        (cell.activation, "activation"),
+        (cell.activation, "activation"),
+    ):
+        mapped, reason = _activation(fn, role, where)
+        if reason:
+            return None, reason
+        activations.append(mapped)
+    weights = _lstm_weights(
+        ("input", "forget", "candidate", "output"),
+        cell.units,
+        _np(cell.kernel),
+        _np(cell.recurrent_kernel),
+        _np(cell.bias) if cell.use_bias else None,
+        {},
+        False,
+    )
+    return NativeRNN(
+        "LSTM",
+        cell.units,
+        weights,
+        _activation_attributes(activations),
+        ("initial_h", "initial_c"),
+    ), None
+
+
+def gru_native(cell, where):
+    """`NativeRNN` of a GRU cell with Keras's `GRUCell` weights (blocks z, r,
+    h, as ONNX's; `reset_after=True` is ONNX's `linear_before_reset=1`)."""
+    activations = []
+    for fn, role in (
+        (cell.recurrent_activation, "recurrent_activation"),
+        (cell.activation, "activation"),
+    ):
+        mapped, reason = _activation(fn, role, where)
+        if reason:
+            return None, reason
+        activations.append(mapped)
+    units = cell.units
+    kernel, recurrent = _np(cell.kernel), _np(cell.recurrent_kernel)
+    bias = np.zeros((2, 3 * units), np.float32)
+    if cell.use_bias:
+        given = _np(cell.bias)
+        if cell.reset_after:
+            bias = given.reshape(2, 3 * units)
+        else:
+            bias[0] = given  # reset_after=False: an input bias only
+    attributes = _activation_attributes(activations)
+    attributes["linear_before_reset"] = int(bool(cell.reset_after))
+    weights = {
+        "W": kernel.T[None],
+        "R": recurrent.T[None],
+        "B": bias.reshape(1, 6 * units),
+    }
+    weights = {k: np.ascontiguousarray(v, np.float32) for k, v in weights.items()}
+    return NativeRNN("GRU", units, weights, attributes, ("initial_h",)), None
+
+
+def native_rnn(site):
+    """How `site` (an `sites.RNNSite`) maps onto ONNX's operators.
+
+    Returns:
+        `(NativeRNN, None)`, or `(None, reason)` where the layer exports as
+        the generic loop tf2onnx converts (an ONNX `Loop`).
+    """
+    where = f"layer '{site.name}'"
+    if len(site.cells) != 1:
+        return None, f"{where}: a stack of cells (one ONNX node runs one cell)"
+    if site.layer.compute_dtype != "float32":
+        return None, f"{where}: computes in {site.layer.compute_dtype}, not float32"
+    cell = site.cells[0]
+    if isinstance(cell, LSTMVariantCell):
+        return _our_lstm(cell, where)
+    if type(cell) is keras.layers.LSTMCell:
+        return _keras_lstm(cell, where)
+    if type(cell) is keras.layers.GRUCell:
+        return gru_native(cell, where)
+    return None, f"{where}: {type(cell).__name__} has no native ONNX mapping"
+
+
+def onnx_mapping(model):
+    """What `export_onnx` makes of each RNN layer of `model`.
+
+    Returns:
+        `{site name: "LSTM" | "GRU" | reason}`: the ONNX operator of each
+        layer that maps natively, or why a layer exports as a generic loop.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((None, 3)),
+    ...     PeepholeLSTM(4, return_sequences=True),
+    ...     LSTMVariant(4, layer_norm=True),
+    ... ])
+    >>> mapping = klv.onnx_export.onnx_mapping(model)
+    >>> mapping["peephole_lstm"]
+    'LSTM'
+    >>> mapping["lstm_variant"].split(": ")[1]
+    'layer normalization'
+    """
+    found = {}
+    for site in sites_lib.find_sites(model):
+        native, reason = native_rnn(site)
+        found[site.name] = native.op_type if native is not None else reason
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Tracing.
+
+
+def _never_runs(*args):
+    raise RuntimeError("The ONNX placeholder op is traced, never run.")
+
+
+def _native_handler(site, native, calls, given_states, final_states):
+    """A handler (see `sites.intercepted`) that runs `site` as a placeholder
+    with the ONNX operator's inputs and outputs, and Keras's conventions
+    around it."""
+    import tensorflow as tf
+
+    layer = site.layer
+    units = native.hidden_size
+
+    def handle(original, sequences, initial_state=None, mask=None, **kwargs):
+        if initial_state is None and layer.stateful:
+            initial_state = tree.map_structure(
+                lambda k: given_states[k], site.state_keys()
+            )
+        index = len(calls)
+        x = tf.transpose(tf.cast(sequences, tf.float32), [1, 0, 2])
+        inputs, slots = [x], ["X"]
+        if tree.is_nested(mask):
+            mask = tree.flatten(mask)[0]
+        lengths = None
+        if mask is not None:
+            mask = tf.cast(mask, tf.bool)
+            lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+            inputs.append(lengths)
+            slots.append("sequence_lens")
+        if initial_state is not None:
+            states = tree.flatten(initial_state)
+            for slot, state in zip(native.state_slots, states, strict=True):
+                inputs.append(tf.expand_dims(tf.cast(state, tf.float32), 0))
+                slots.append(slot)
+        outputs = tf.py_function(
+            _never_runs,
+            inputs,
+            [tf.float32] * native.num_outputs,
+            name=_PLACEHOLDER_NAME.format(index),
+        )
+        calls.append((native, tuple(slots), layer.go_backwards))
+        outputs[0].set_shape((None, 1, None, units))
+        for out in outputs[1:]:
+            out.set_shape((1, None, units))
+        y = tf.transpose(tf.squeeze(outputs[0], 1), [1, 0, 2])  # (batch, time, H)
+        states = [tf.squeeze(out, 0) for out in outputs[1:]]
+        if layer.go_backwards:
+            # Keras returns the steps in the order it ran them; ONNX's
+            # reverse direction writes each at its input position (and
+            # zeros at padded positions, which come first once flipped:
+            # Keras outputs zeros there too, its previous output before any
+            # step ran).
+            y = tf.reverse(y, [1])
+        elif mask is not None and not layer.zero_output_for_mask:
+            # Keras repeats the last unmasked output at masked steps; ONNX
+            # writes zeros after a sequence's length.
+            fill = tf.where(lengths[:, None] > 0, states[0], tf.zeros_like(states[0]))
+            y = tf.where(mask[:, :, None], y, fill[:, None, :])
+        if layer.return_sequences:
+            output = y
+        else:
+            output = states[0] if mask is None else y[:, -1]
+        output = tf.cast(output, layer.compute_dtype)
+        if layer.stateful:
+            keys = tree.flatten(site.state_keys())
+            for key, state in zip(keys, states, strict=True):
+                final_states[key] = state
+        return (output, *states) if layer.return_state else output
+
+    return handle
+
+
+def _signature(model, stateful, input_signature):
+    """Flat `tf.TensorSpec`s of the model's inputs (and explicit states),
+    with the structure to pack them into."""
+    if input_signature is None:
+        input_signature = saved_model.input_signature_of(model)
+    input_signature = tree.map_structure(
+        saved_model.as_tensor_spec, list(input_signature)
+    )
+    states = saved_model._state_signature(stateful, None, "float32")
+    flat_inputs = tree.flatten(input_signature)
+    return input_signature, flat_inputs, states
+
+
+def _trace(model, sites, natives, input_signature):
+    """The forward pass as a `tf.function`, its flat signature, and the
+    record of the placeholder calls."""
+    import tensorflow as tf
+
+    stateful = [site for site in sites if site.layer.stateful]
+    structure, flat_inputs, state_specs = _signature(model, stateful, input_signature)
+    state_keys = list(state_specs)
+    flat_signature = [*flat_inputs, *state_specs.values()]
+    calls, output_shapes = [], {}
+
+    def serve(*flat):
+        args = tree.pack_sequence_as(structure, list(flat[: len(flat_inputs)]))
+        given = dict(zip(state_keys, flat[len(flat_inputs) :], strict=True))
+        final_states = {}
+        handlers = {
+            site: _native_handler(site, natives[site], calls, given, final_states)
+            for site in sites
+            if natives.get(site) is not None
+        }
+        loops = [s for s in stateful if natives.get(s) is None]
+        handlers.update(
+            saved_model._explicit_state_handlers(loops, given, final_states)
+        )
+        calls.clear()
+        with sites_lib.intercepted(handlers):
+            outputs = model(*args, training=False)
+        named = {**saved_model._output_dict(outputs), **final_states}
+        output_shapes.clear()
+        output_shapes.update({k: tuple(v.shape) for k, v in named.items()})
+        # Distinct tensors, so that every output keeps its own name.
+        return {k: tf.identity(v) for k, v in named.items()}
+
+    function = tf.function(serve, input_signature=flat_signature, autograph=False)
+    return function, flat_signature, calls, output_shapes
+
+
+# ---------------------------------------------------------------------------
+# The ONNX graph.
+
+
+def _replace_placeholders(model_proto, calls):
+    """Swaps each placeholder node for its `LSTM`/`GRU` node and weights."""
+    from onnx import helper
+    from onnx import numpy_helper
+
+    graph = model_proto.graph
+    replaced, outputs = set(), set()
+    for position, node in enumerate(list(graph.node)):
+        if node.domain != PLACEHOLDER_DOMAIN:
+            continue
+        match = _PLACEHOLDER_PATTERN.search(node.name)
+        if match is None or int(match.group(1)) >= len(calls):
+            raise RuntimeError(
+                f"tf2onnx wrote an unexpected placeholder node {node.name!r}."
+            )
+        index = int(match.group(1))
+        native, slots, go_backwards = calls[index]
+        given = dict(zip(slots, node.input, strict=True))
+        prefix = f"{node.name}_onnx"
+        for name, array in native.weights.items():
+            given[name] = f"{prefix}_{name}"
+            graph.initializer.append(
+                numpy_helper.from_array(array, name=f"{prefix}_{name}")
+            )
+        order = ["X", "W", "R", "B", "sequence_lens", *native.state_slots]
+        if native.op_type == "LSTM":
+            order.append("P")
+        inputs = [given.get(slot, "") for slot in order]
+        while inputs and not inputs[-1]:
+            inputs.pop()
+        new = helper.make_node(
+            native.op_type,
+            inputs,
+            list(node.output),
+            name=prefix,
+            direction="reverse" if go_backwards else "forward",
+            hidden_size=native.hidden_size,
+            **native.attributes,
+        )
+        graph.node.remove(node)
+        graph.node.insert(position, new)
+        outputs.update(node.output)
+        replaced.add(index)
+    if len(replaced) != len(calls):
+        raise RuntimeError(
+            f"tf2onnx kept {len(replaced)} of the {len(calls)} RNN placeholder "
+            "nodes; the export cannot map the others."
+        )
+    # The placeholders' outputs had no shapes; the operators' are inferred.
+    shapeless = [v for v in graph.value_info if v.name in outputs]
+    for value in shapeless:
+        graph.value_info.remove(value)
+    kept = [o for o in model_proto.opset_import if o.domain != PLACEHOLDER_DOMAIN]
+    del model_proto.opset_import[:]
+    model_proto.opset_import.extend(kept)
+    return model_proto
+
+
+def _declare_output_shapes(model_proto, shapes):
+    """Gives the graph outputs that tf2onnx left without a shape the traced
+    one (`None` axes stay unnamed and dynamic)."""
+    for output in model_proto.graph.output:
+        tensor_type = output.type.tensor_type
+        if tensor_type.HasField("shape") or output.name not in shapes:
+            continue
+        tensor_type.shape.SetInParent()
+        for size in shapes[output.name]:
+            dim = tensor_type.shape.dim.add()
+            if size is not None:
+                dim.dim_value = int(size)
+
+
+def export_onnx(
+    model, path, opset=DEFAULT_OPSET, overwrite=False, input_signature=None
+):
+    """Exports `model` as an ONNX file that ONNX Runtime runs on its own.
+
+    Each of the model's RNN layers that ONNX's recurrent operators express
+    exactly becomes one native `LSTM` or `GRU` node (see `onnx_mapping`):
+    our standard, peephole (any subset) and coupled layers, the
+    `LSTMVariant` variants NIG, NFG, NOG (the missing gate always open), NP,
+    CIFG, NIAF and NOAF (the missing activation is ONNX's `Affine` with
+    alpha 1, beta 0), `keras.layers.LSTM` and `keras.layers.GRU` (both
+    `reset_after` settings). `go_backwards` is the operator's `reverse`
+    direction (each half of a `Bidirectional` is one node); `return_sequences`
+    and `return_state` read `Y`, `Y_h` and `Y_c`. A mask becomes
+    `sequence_lens`, the number of unmasked steps of each sequence: exact for
+    masks that keep a prefix of every sequence (right padding, as
+    `Embedding(mask_zero=True)` with trailing zeros gives); what Keras
+    outputs at the masked steps (zeros, or the last unmasked output) is
+    rebuilt around the node. A mask with holes or left padding does not
+    export correctly.
+
+    Layers that do not map (layer normalization, FGR, a projection,
+    `cell_clip`, stacked cells, an activation ONNX lacks, other cells) are
+    converted by tf2onnx as the TensorFlow loop they run: an ONNX `Loop`,
+    correct but slower. The rest of the model is converted by tf2onnx.
+
+    Inputs are named as the model's (`keras.Input(name=...)`), with a dynamic
+    batch axis and, where the model's input has it, a dynamic time axis.
+    Outputs are `output_0`, `output_1`, ... (or the keys of a model's dict
+    of outputs). Stateful layers get explicit states, as in
+    `export_saved_model`: one input per state keyed
+    `signature_key(layer name, "hidden_state")` (and `"cell_state"`), shape
+    `(batch, units)`, and the final states as outputs under the same keys.
+
+    Args:
+        model: A built Keras model (TensorFlow backend).
+        path: File to write, ending in `.onnx`.
+        opset: Integer ONNX opset, at least 14. Default: 17.
+        overwrite: Boolean (default `False`). If `False`, an existing `path`
+            raises `FileExistsError`; if `True`, an existing file is
+            replaced.
+        input_signature: Optional list of `keras.InputSpec` or
+            `tf.TensorSpec`, one per positional argument of the model's
+            call. Default: the model's inputs with a `None` batch axis.
+
+    Returns:
+        `path`, as a string.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If `opset` is below 14, `path` does not end in `.onnx`,
+            the model is not built, or holds a stateful layer with cells
+            other than ours.
+        FileExistsError: If `path` exists and `overwrite` is `False`, or is
+            a directory.
+        ImportError: If `onnx` or `tf2onnx` is not installed (the `onnx`
+            extra).
+        RuntimeError: If the Keras backend is not TensorFlow, or tf2onnx
+            cannot convert the model (the message names the layers that
+            export as loops).
+
+    Example:
+
+    ```python
+    klv.export_onnx(model, "model.onnx")
+
+    import onnxruntime as ort
+    session = ort.InferenceSession("model.onnx")
+    y = session.run(None, {"x": x})[0]   # x: (batch, time, features) float32
+    ```
+    """
+    validation.check_exportable_model(model)
+    validation.check_bool("overwrite", overwrite)
+    opset = validation.check_positive_int("opset", opset)
+    if opset < MIN_OPSET:
+        raise ValueError(
+            f"Argument `opset` must be at least {MIN_OPSET} (ONNX's LSTM and GRU "
+            f"of opset 14); received opset={opset}."
+        )
+    path = os.fspath(path)
+    if not path.endswith(".onnx"):
+        raise ValueError(
+            f"Argument `path` must name a file ending in '.onnx'; received "
+            f"path={path!r}."
+        )
+    if os.path.isdir(path) or (os.path.exists(path) and not overwrite):
+        raise FileExistsError(
+            f"Argument `path` names an existing "
+            f"{'directory' if os.path.isdir(path) else 'file'}: {path!r}. "
+            "Pass overwrite=True to replace an existing .onnx file."
+        )
+    sites = sites_lib.find_sites(model)
+    natives = {}
+    reasons = []
+    for site in sites:
+        native, reason = native_rnn(site)
+        natives[site] = native
+        if native is None:
+            reasons.append(reason)
+            if site.layer.stateful and not site.only_ours:
+                raise ValueError(
+                    f"Argument `model` holds the stateful RNN layer '{site.name}' "
+                    "with cells other than keras_lstm_variants cells, and it does "
+                    f"not map onto ONNX's operators ({reason}); its states cannot "
+                    "be made explicit. Rebuild it with stateful=False and pass "
+                    "states through `initial_state` and `return_state`."
+                )
+    try:
+        import onnx
+        import tf2onnx
+    except ImportError as error:
+        raise ImportError(
+            "export_onnx needs the packages onnx and tf2onnx: "
+            "pip install 'keras-lstm-variants[onnx]'."
+        ) from error
+    function, signature, calls, shapes = _trace(model, sites, natives, input_signature)
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        model_proto, _ = tf2onnx.convert.from_function(
+            function,
+            input_signature=signature,
+            opset=opset,
+            custom_ops={"EagerPyFunc": PLACEHOLDER_DOMAIN},
+        )
+    except Exception as error:
+        loops = "; ".join(reasons) or "none"
+        raise RuntimeError(
+            f"tf2onnx could not convert model '{model.name}': {error}. RNN "
+            f"layers exported as generic loops (not native ONNX nodes): {loops}."
+        ) from error
+    finally:
+        logger.setLevel(level)
+    model_proto = _replace_placeholders(model_proto, calls)
+    _declare_output_shapes(model_proto, shapes)
+    onnx.checker.check_model(model_proto)
+    onnx.save(model_proto, path)
+    return path
