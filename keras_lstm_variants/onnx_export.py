@@ -22,6 +22,7 @@ out for ONNX (`onnx_weights`).
 TensorFlow, tf2onnx and onnx are imported inside the functions.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -40,6 +41,9 @@ from keras_lstm_variants.cells import LSTMVariantCell
 DEFAULT_OPSET = 17
 #: The lowest opset accepted (the `LSTM`/`GRU` operators of opset 14).
 MIN_OPSET = 14
+#: Suffix of the outputs that hold a stateful layer's final states (an ONNX
+#: graph cannot have an input and an output of the same name).
+FINAL_STATE_SUFFIX = "__final"
 #: Domain of the placeholder nodes between tf2onnx and their replacement.
 PLACEHOLDER_DOMAIN = "keras_lstm_variants.placeholder"
 _PLACEHOLDER_NAME = "klv_onnx_rnn_{}"
@@ -454,6 +458,56 @@ def _signature(model, stateful, input_signature):
     return input_signature, flat_inputs, states
 
 
+def _time_distributed_layers(model):
+    """Every `keras.layers.TimeDistributed` in `model` (nested models too)."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.TimeDistributed):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(_time_distributed_layers(layer))
+    return found
+
+
+@contextlib.contextmanager
+def _time_distributed_by_reshape(model):
+    """Runs each `TimeDistributed` as one call of its layer on the batch and
+    time axes merged.
+
+    Keras 3's `TimeDistributed` maps its layer over time with
+    `tf.vectorized_map` on TensorFlow, which tf2onnx 1.17 converts into a
+    `Loop` that gives wrong values or fails in ONNX Runtime; merging the two
+    axes computes the same for a layer that treats samples independently
+    (Dense, Activation, Dropout at inference, ...).
+    """
+    import tensorflow as tf
+
+    def reshaped(layer):
+        def call(inputs, training=None, mask=None):
+            shape = tf.shape(inputs)
+            inner = [
+                d if d is not None else shape[k + 2]
+                for k, d in enumerate(inputs.shape[2:])
+            ]
+            y = layer.layer(tf.reshape(inputs, [-1, *inner]), training=training)
+            outer = [
+                d if d is not None else tf.shape(y)[k + 1]
+                for k, d in enumerate(y.shape[1:])
+            ]
+            return tf.reshape(y, [shape[0], shape[1], *outer])
+
+        return call
+
+    layers = _time_distributed_layers(model)
+    for layer in layers:
+        layer.call = reshaped(layer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.call
+
+
 def _trace(model, sites, natives, input_signature):
     """The forward pass as a `tf.function`, its flat signature, and the
     record of the placeholder calls."""
@@ -479,9 +533,10 @@ def _trace(model, sites, natives, input_signature):
             saved_model._explicit_state_handlers(loops, given, final_states)
         )
         calls.clear()
-        with sites_lib.intercepted(handlers):
+        with sites_lib.intercepted(handlers), _time_distributed_by_reshape(model):
             outputs = model(*args, training=False)
-        named = {**saved_model._output_dict(outputs), **final_states}
+        finals = {k + FINAL_STATE_SUFFIX: v for k, v in final_states.items()}
+        named = {**saved_model._output_dict(outputs), **finals}
         output_shapes.clear()
         output_shapes.update({k: tuple(v.shape) for k, v in named.items()})
         # Distinct tensors, so that every output keeps its own name.
@@ -553,6 +608,17 @@ def _replace_placeholders(model_proto, calls):
     return model_proto
 
 
+class _ErrorRecords(logging.Handler):
+    """Keeps the messages tf2onnx logs at ERROR level (unsupported ops)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 def _declare_output_shapes(model_proto, shapes):
     """Gives the graph outputs that tf2onnx left without a shape the traced
     one (`None` axes stay unnamed and dynamic)."""
@@ -599,7 +665,9 @@ def export_onnx(
     of outputs). Stateful layers get explicit states, as in
     `export_saved_model`: one input per state keyed
     `signature_key(layer name, "hidden_state")` (and `"cell_state"`), shape
-    `(batch, units)`, and the final states as outputs under the same keys.
+    `(batch, units)`, and the final states as outputs under the same keys
+    followed by `__final` (for example `lstm__cell_state__final`; an ONNX
+    graph cannot reuse an input's name for an output).
 
     Args:
         model: A built Keras model (TensorFlow backend).
@@ -683,9 +751,12 @@ def export_onnx(
             "pip install 'keras-lstm-variants[onnx]'."
         ) from error
     function, signature, calls, shapes = _trace(model, sites, natives, input_signature)
+    errors = _ErrorRecords()
     logger = logging.getLogger("tf2onnx")
-    level = logger.level
+    level, propagate = logger.level, logger.propagate
     logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    logger.addHandler(errors)
     try:
         model_proto, _ = tf2onnx.convert.from_function(
             function,
@@ -693,16 +764,21 @@ def export_onnx(
             opset=opset,
             custom_ops={"EagerPyFunc": PLACEHOLDER_DOMAIN},
         )
+        model_proto = _replace_placeholders(model_proto, calls)
+        _declare_output_shapes(model_proto, shapes)
+        onnx.checker.check_model(model_proto)
     except Exception as error:
         loops = "; ".join(reasons) or "none"
+        said = " ".join(errors.messages)
         raise RuntimeError(
-            f"tf2onnx could not convert model '{model.name}': {error}. RNN "
-            f"layers exported as generic loops (not native ONNX nodes): {loops}."
+            f"tf2onnx could not convert model '{model.name}' to a valid ONNX "
+            f"graph: {error}{' (tf2onnx: ' + said + ')' if said else ''}. RNN "
+            f"layers that export as generic loops, not native ONNX nodes: "
+            f"{loops}."
         ) from error
     finally:
+        logger.removeHandler(errors)
         logger.setLevel(level)
-    model_proto = _replace_placeholders(model_proto, calls)
-    _declare_output_shapes(model_proto, shapes)
-    onnx.checker.check_model(model_proto)
+        logger.propagate = propagate
     onnx.save(model_proto, path)
     return path
