@@ -458,6 +458,107 @@ def _signature(model, stateful, input_signature):
     return input_signature, flat_inputs, states
 
 
+def _merge_opposite_directions(model_proto):
+    """Merges each forward node with a reverse node of the same operator on
+    the same inputs (the halves of a `Bidirectional`) into one
+    `direction="bidirectional"` node; a `Split` gives each half its outputs
+    back under their names. Nodes with initial states (stateful layers, a
+    given `initial_state`) stay apart: their states come from elsewhere in
+    the graph."""
+    from onnx import helper
+    from onnx import numpy_helper
+
+    graph = model_proto.graph
+    weights = {t.name: t for t in graph.initializer}
+    slots = {"LSTM": 8, "GRU": 6}
+
+    def attributes(node):
+        return {
+            a.name: helper.get_attribute_value(a)
+            for a in node.attribute
+            if a.name != "direction"
+        }
+
+    def key(node):
+        """Nodes with equal keys read the same `X` and `sequence_lens`."""
+        padded = [*node.input, *[""] * (slots[node.op_type] - len(node.input))]
+        if any(padded[5:7]):
+            return None  # initial states: left as two nodes
+        return (node.op_type, padded[0], padded[4], repr(attributes(node)))
+
+    def direction(node):
+        (value,) = [a.s for a in node.attribute if a.name == "direction"]
+        return value.decode()
+
+    nodes = [n for n in graph.node if n.op_type in slots]
+    replaced = set()
+    reverse = {}
+    for node in nodes:
+        if direction(node) == "reverse":
+            reverse.setdefault(key(node), []).append(node)
+    for node in nodes:
+        partners = reverse.get(key(node))
+        if direction(node) != "forward" or key(node) is None or not partners:
+            continue
+        backward = partners.pop(0)
+        name = f"{node.name}_bidirectional"
+        inputs = [
+            *node.input,
+            *[""] * (slots[node.op_type] - len(node.input)),
+        ]
+        other = [*backward.input, *[""] * (len(inputs) - len(backward.input))]
+        new_nodes = []
+        replaced.update(
+            name for name in (*node.input, *backward.input) if name in weights
+        )
+        for k in (1, 2, 3, 7):  # W, R, B, P: stacked along the direction axis
+            if k >= len(inputs) or not (inputs[k] or other[k]):
+                continue
+            arrays = []
+            for given, partner in ((inputs[k], other[k]), (other[k], inputs[k])):
+                array = numpy_helper.to_array(weights[given or partner])
+                arrays.append(array if given else np.zeros_like(array))
+            merged = numpy_helper.from_array(
+                np.concatenate(arrays, axis=0), f"{name}_input{k}"
+            )
+            graph.initializer.append(merged)
+            inputs[k] = merged.name
+        halves = numpy_helper.from_array(np.array([1, 1], np.int64), f"{name}_halves")
+        graph.initializer.append(halves)
+        while inputs and not inputs[-1]:
+            inputs.pop()
+        outputs = [f"{name}_output{o}" for o in range(len(node.output))]
+        new_nodes.append(
+            helper.make_node(
+                node.op_type,
+                inputs,
+                outputs,
+                name=name,
+                direction="bidirectional",
+                **attributes(node),
+            )
+        )
+        for k, merged in enumerate(outputs):
+            axis = 1 if k == 0 else 0
+            new_nodes.append(
+                helper.make_node(
+                    "Split",
+                    [merged, halves.name],
+                    [node.output[k], backward.output[k]],
+                    axis=axis,
+                )
+            )
+        position = min(list(graph.node).index(n) for n in (node, backward))
+        graph.node.remove(node)
+        graph.node.remove(backward)
+        for offset, new in enumerate(new_nodes):
+            graph.node.insert(position + offset, new)
+    for tensor in list(graph.initializer):
+        if tensor.name in replaced:
+            graph.initializer.remove(tensor)
+    return model_proto
+
+
 def _time_distributed_layers(model):
     """Every `keras.layers.TimeDistributed` in `model` (nested models too)."""
     found = []
@@ -765,6 +866,7 @@ def export_onnx(
             custom_ops={"EagerPyFunc": PLACEHOLDER_DOMAIN},
         )
         model_proto = _replace_placeholders(model_proto, calls)
+        model_proto = _merge_opposite_directions(model_proto)
         _declare_output_shapes(model_proto, shapes)
         onnx.checker.check_model(model_proto)
     except Exception as error:

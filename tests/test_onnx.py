@@ -152,7 +152,7 @@ def test_go_backwards_is_the_reverse_direction(return_sequences, tmp_path):
     np.testing.assert_allclose(h, ref_h, atol=TOLERANCE)
 
 
-def test_bidirectional_is_two_native_nodes(tmp_path):
+def test_bidirectional_is_one_bidirectional_node(tmp_path):
     layer = keras.layers.Bidirectional(
         klv.CoupledLSTM(
             UNITS, peephole_gates=("forget", "output"), return_sequences=True
@@ -167,7 +167,7 @@ def test_bidirectional_is_two_native_nodes(tmp_path):
         for a in n.attribute
         if a.name == "direction"
     )
-    assert directions == [b"forward", b"reverse"]
+    assert directions == [b"bidirectional"]
     assert "Loop" not in _op_types(model_proto)
     _assert_matches_keras(model, session)
 
@@ -308,6 +308,7 @@ def test_keras_lstm_and_gru_map_natively(layer, tmp_path):
         ),
         lambda: keras.layers.Bidirectional(klv.CoupledLSTM(UNITS)),
         lambda: keras.layers.GRU(UNITS, return_sequences=True),
+        lambda: keras.layers.Bidirectional(keras.layers.GRU(UNITS), merge_mode="sum"),
     ],
     ids=[
         "sequences",
@@ -318,6 +319,7 @@ def test_keras_lstm_and_gru_map_natively(layer, tmp_path):
         "bidirectional",
         "bidirectional-last",
         "keras-gru",
+        "bidirectional-gru",
     ],
 )
 def test_right_padded_masks_match_keras_at_every_step(make, tmp_path):
