@@ -99,6 +99,11 @@ class NativeRNN:
     def num_outputs(self):
         return 1 + len(self.state_slots)
 
+    def state_keys(self, site):
+        """Signature keys of the layer's explicit states, in state order."""
+        names = {"initial_h": "hidden_state", "initial_c": "cell_state"}
+        return [sites_lib.signature_key(site.name, names[s]) for s in self.state_slots]
+
 
 def _activation(fn, role, where):
     """`(ONNX name, alpha, beta)` of a Keras activation, or a reason why not."""
@@ -388,9 +393,7 @@ def _native_handler(site, native, calls, given_states, final_states):
 
     def handle(original, sequences, initial_state=None, mask=None, **kwargs):
         if initial_state is None and layer.stateful:
-            initial_state = tree.map_structure(
-                lambda k: given_states[k], site.state_keys()
-            )
+            initial_state = [given_states[k] for k in native.state_keys(site)]
         index = len(calls)
         x = tf.transpose(tf.cast(sequences, tf.float32), [1, 0, 2])
         inputs, slots = [x], ["X"]
@@ -437,15 +440,30 @@ def _native_handler(site, native, calls, given_states, final_states):
             output = states[0] if mask is None else y[:, -1]
         output = tf.cast(output, layer.compute_dtype)
         if layer.stateful:
-            keys = tree.flatten(site.state_keys())
-            for key, state in zip(keys, states, strict=True):
+            for key, state in zip(native.state_keys(site), states, strict=True):
                 final_states[key] = state
         return (output, *states) if layer.return_state else output
 
     return handle
 
 
-def _signature(model, stateful, input_signature):
+def _state_specs(stateful, natives):
+    """`{key: tf.TensorSpec((None, size))}` of the explicit states: a native
+    layer's from its operator, a loop's as `export_saved_model` keys them."""
+    import tensorflow as tf
+
+    specs = {}
+    for site in stateful:
+        native = natives.get(site)
+        if native is None:
+            specs.update(saved_model._state_signature([site], None, "float32"))
+            continue
+        for key in native.state_keys(site):
+            specs[key] = tf.TensorSpec((None, native.hidden_size), "float32", name=key)
+    return specs
+
+
+def _signature(model, stateful, natives, input_signature):
     """Flat `tf.TensorSpec`s of the model's inputs (and explicit states),
     with the structure to pack them into."""
     if input_signature is None:
@@ -453,7 +471,7 @@ def _signature(model, stateful, input_signature):
     input_signature = tree.map_structure(
         saved_model.as_tensor_spec, list(input_signature)
     )
-    states = saved_model._state_signature(stateful, None, "float32")
+    states = _state_specs(stateful, natives)
     flat_inputs = tree.flatten(input_signature)
     return input_signature, flat_inputs, states
 
@@ -559,6 +577,37 @@ def _merge_opposite_directions(model_proto):
     return model_proto
 
 
+def _consumed_names(graph):
+    """Names read by any node of `graph`, its subgraphs included, or
+    returned by it."""
+    from onnx import AttributeProto
+
+    names = {o.name for o in graph.output}
+    for node in graph.node:
+        names.update(node.input)
+        for attribute in node.attribute:
+            if attribute.type == AttributeProto.GRAPH:
+                names |= _consumed_names(attribute.g)
+            elif attribute.type == AttributeProto.GRAPHS:
+                for sub in attribute.graphs:
+                    names |= _consumed_names(sub)
+    return names
+
+
+def _drop_unread_outputs(model_proto):
+    """Leaves out the `Y`, `Y_h`, `Y_c` that nothing reads, so ONNX Runtime
+    need not write them (a node's optional output named `""` is absent)."""
+    consumed = _consumed_names(model_proto.graph)
+    for node in model_proto.graph.node:
+        if node.op_type in ("LSTM", "GRU"):
+            outputs = [o if o in consumed else "" for o in node.output]
+            while outputs and not outputs[-1]:
+                outputs.pop()
+            del node.output[:]
+            node.output.extend(outputs)
+    return model_proto
+
+
 def _time_distributed_layers(model):
     """Every `keras.layers.TimeDistributed` in `model` (nested models too)."""
     found = []
@@ -615,7 +664,9 @@ def _trace(model, sites, natives, input_signature):
     import tensorflow as tf
 
     stateful = [site for site in sites if site.layer.stateful]
-    structure, flat_inputs, state_specs = _signature(model, stateful, input_signature)
+    structure, flat_inputs, state_specs = _signature(
+        model, stateful, natives, input_signature
+    )
     state_keys = list(state_specs)
     flat_signature = [*flat_inputs, *state_specs.values()]
     calls, output_shapes = [], {}
@@ -867,6 +918,7 @@ def export_onnx(
         )
         model_proto = _replace_placeholders(model_proto, calls)
         model_proto = _merge_opposite_directions(model_proto)
+        model_proto = _drop_unread_outputs(model_proto)
         _declare_output_shapes(model_proto, shapes)
         onnx.checker.check_model(model_proto)
     except Exception as error:

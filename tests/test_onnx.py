@@ -408,6 +408,28 @@ def test_stateful_layers_get_explicit_states(tmp_path):
     assert larger["output_0"].shape == (5, 3)
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_stateful_keras_layers_get_explicit_states(kind, tmp_path):
+    inputs = keras.Input((None, FEATURES), batch_size=3, name="x")
+    layer = getattr(keras.layers, kind)(UNITS, stateful=True, name="keras_rnn")
+    model = _randomized(keras.Model(inputs, layer(inputs)), seed=4)
+    model_proto, session = _export(model, tmp_path)
+    assert kind in _op_types(model_proto)
+    names = ["hidden_state", "cell_state"][: 2 if kind == "LSTM" else 1]
+    keys = [klv.signature_key("keras_rnn", name) for name in names]
+    states = {k: np.zeros((3, UNITS), np.float32) for k in keys}
+    layer.reset_state()
+    for seed in (1, 2):
+        chunk = _feed(3, 4, seed=seed)
+        got = _run(session, x=chunk, **states)
+        np.testing.assert_allclose(
+            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
+        )
+        states = {k: got[k + "__final"] for k in keys}
+    for k, variable in zip(keys, layer.states, strict=True):
+        np.testing.assert_allclose(states[k], variable.numpy(), atol=TOLERANCE)
+
+
 def test_the_rest_of_the_model_converts(tmp_path):
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(10, 6, mask_zero=True)(tokens)
