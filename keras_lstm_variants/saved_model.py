@@ -143,14 +143,15 @@ def exportable_sites(model):
     sites = sites_lib.find_sites(model)
     if not sites_lib.ours(sites):
         raise ValueError(
-            f"Argument `model` ('{model.name}') has no layer that runs a "
-            "keras_lstm_variants cell; use model.export(path) for it."
+            f"Argument `model` ('{model.name}') has no RNN layer whose gates "
+            "can be read (a keras_lstm_variants layer or cell, or Keras's own "
+            "LSTM or GRU); use model.export(path) for it."
         )
     for site in sites:
         if site.layer.stateful and not site.only_ours:
             raise ValueError(
                 f"Argument `model` holds the stateful RNN layer '{site.name}' "
-                "with cells other than keras_lstm_variants cells; its states "
+                "with cells whose values cannot be read; its states "
                 "cannot be made explicit. Rebuild it with stateful=False and "
                 "pass states through `initial_state` and `return_state`."
             )
