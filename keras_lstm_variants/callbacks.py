@@ -100,7 +100,10 @@ class GateHistograms(keras.callbacks.Callback):
       `heatmap_figure`).
     * `1_input_gate`, `2_forget_gate`, `3_candidate`, `4_cell_state`,
       `5_output_gate`, `6_hidden_state` (Histograms and Distributions):
-      each value over the whole probe batch, all steps and units.
+      each value over the whole probe batch, all steps and units. Other
+      cell families number their own values (`cell.value_names`,
+      `cell.tag_position`); their gates (`cell.gate_names`) make the
+      heatmap's panels and get the gate scalars.
     * Scalars `<n>_<gate>/mean` and `<n>_<gate>/saturated_fraction`
       (fraction of values below 0.05 or above 0.95) for the three gates,
       and `4_cell_state/mean_abs`, the mean of `|c_t|`.
