@@ -17,7 +17,8 @@ TensorFlow ops that turn Keras's conventions (batch-major tensors,
 operator's and back. tf2onnx converts that graph and keeps each placeholder
 as a custom-domain node; `_replace_placeholders` then swaps each for an
 `LSTM`/`GRU` node whose `W`, `R`, `B` and `P` are the layer's weights laid
-out for ONNX (`onnx_weights`).
+out for ONNX (`native_rnn`); `_merge_opposite_directions` makes the two halves
+of a `Bidirectional` one node.
 
 TensorFlow, tf2onnx and onnx are imported inside the functions.
 """
@@ -108,8 +109,8 @@ class NativeRNN:
 def _activation(fn, role, where):
     """`(ONNX name, alpha, beta)` of a Keras activation, or a reason why not."""
     name = keras.activations.serialize(fn) if fn is not None else "linear"
-    if isinstance(name, dict):
-        name = name.get("config", name.get("class_name"))
+    if not isinstance(name, str):  # a custom activation's config
+        name = getattr(fn, "__name__", type(fn).__name__)
     if name not in ONNX_ACTIVATIONS:
         return None, (
             f"{where}: its {role} {name!r} has no ONNX RNN activation (mapped: "
