@@ -19,6 +19,7 @@ Usage:
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -127,6 +128,8 @@ def format_table(rows):
 
 
 def main(argv=None):
+    # Each contender's model traces its own predict function: not a problem.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="S1 only")
     parser.add_argument("--json", metavar="FILE", help="write results as JSON")
