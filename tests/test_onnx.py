@@ -189,6 +189,23 @@ def test_initial_state_from_the_model_is_the_operators(tmp_path):
     )
 
 
+def test_more_layer_options_map_natively(tmp_path):
+    inputs = keras.Input((6, FEATURES), name="x")  # a fixed time axis
+    x = klv.PeepholeLSTM(UNITS, unroll=True, return_sequences=True)(inputs)
+    x = klv.StandardLSTM(UNITS, use_bias=False, return_sequences=True)(x)
+    x = keras.layers.RNN(
+        klv.LSTMVariantCell(UNITS, variant="NOG", dropout=0.3), return_sequences=True
+    )(x)
+    y = keras.layers.RNN(klv.CoupledLSTMCell(2, recurrent_dropout=0.2))(x)
+    model = _randomized(keras.Model(inputs, y), seed=9)
+    model_proto, session = _export(model, tmp_path)
+    ops = _op_types(model_proto)
+    assert ops.count("LSTM") == 4 and "Loop" not in ops
+    (given,) = model_proto.graph.input
+    assert [d.dim_value for d in given.type.tensor_type.shape.dim][1:] == [6, 3]
+    _assert_matches_keras(model, session, shapes=[(1, 6), (4, 6), (9, 6)])
+
+
 # ---------------------------------------------------------------------------
 # The variant space: what maps natively, what runs as a loop.
 
