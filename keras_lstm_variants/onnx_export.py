@@ -88,6 +88,8 @@ class NativeRNN:
             `linear_before_reset`), without `direction` and `hidden_size`.
         state_slots: The operator's inputs for the layer's states, in the
             order of the layer's states (`initial_h`, `initial_c`).
+        name: The name of the cell's states: the layer's site name, plus
+            `/<cell name>` for a cell in a stack (as `sites.CellSite`).
     """
 
     op_type: str
@@ -95,15 +97,16 @@ class NativeRNN:
     weights: dict
     attributes: dict
     state_slots: tuple
+    name: str = ""
 
     @property
     def num_outputs(self):
         return 1 + len(self.state_slots)
 
-    def state_keys(self, site):
-        """Signature keys of the layer's explicit states, in state order."""
+    def state_keys(self):
+        """Signature keys of the cell's explicit states, in state order."""
         names = {"initial_h": "hidden_state", "initial_c": "cell_state"}
-        return [sites_lib.signature_key(site.name, names[s]) for s in self.state_slots]
+        return [sites_lib.signature_key(self.name, names[s]) for s in self.state_slots]
 
 
 def _activation(fn, role, where):
@@ -326,19 +329,7 @@ def gru_native(cell, where):
     return NativeRNN("GRU", units, weights, attributes, ("initial_h",)), None
 
 
-def native_rnn(site):
-    """How `site` (an `sites.RNNSite`) maps onto ONNX's operators.
-
-    Returns:
-        `(NativeRNN, None)`, or `(None, reason)` where the layer exports as
-        the generic loop tf2onnx converts (an ONNX `Loop`).
-    """
-    where = f"layer '{site.name}'"
-    if len(site.cells) != 1:
-        return None, f"{where}: a stack of cells (one ONNX node runs one cell)"
-    if site.layer.compute_dtype != "float32":
-        return None, f"{where}: computes in {site.layer.compute_dtype}, not float32"
-    cell = site.cells[0]
+def _native_cell(cell, where):
     if isinstance(cell, LSTMVariantCell):
         return _our_lstm(cell, where)
     if type(cell) is keras.layers.LSTMCell:
@@ -348,12 +339,37 @@ def native_rnn(site):
     return None, f"{where}: {type(cell).__name__} has no native ONNX mapping"
 
 
+def native_rnn(site):
+    """How `site` (an `sites.RNNSite`) maps onto ONNX's operators.
+
+    Returns:
+        `(natives, None)` with one `NativeRNN` per cell of the layer (a stack
+        of cells is a chain of nodes, each reading the one before), or
+        `(None, reason)` where the layer exports as the generic loop tf2onnx
+        converts (an ONNX `Loop`).
+    """
+    if site.layer.compute_dtype != "float32":
+        return None, (
+            f"layer '{site.name}': computes in {site.layer.compute_dtype}, not float32"
+        )
+    stacked = isinstance(site.layer.cell, keras.layers.StackedRNNCells)
+    natives = []
+    for cell in site.cells:
+        name = f"{site.name}/{cell.name}" if stacked else site.name
+        native, reason = _native_cell(cell, f"layer '{name}'")
+        if native is None:
+            return None, reason
+        natives.append(dataclasses.replace(native, name=name))
+    return tuple(natives), None
+
+
 def onnx_mapping(model):
     """What `export_onnx` makes of each RNN layer of `model`.
 
     Returns:
         `{site name: "LSTM" | "GRU" | reason}`: the ONNX operator of each
-        layer that maps natively, or why a layer exports as a generic loop.
+        layer that maps natively (`"LSTM+LSTM"` for a stack of two cells), or
+        why a layer exports as a generic loop.
 
     Example:
 
@@ -370,8 +386,11 @@ def onnx_mapping(model):
     """
     found = {}
     for site in sites_lib.find_sites(model):
-        native, reason = native_rnn(site)
-        found[site.name] = native.op_type if native is not None else reason
+        natives, reason = native_rnn(site)
+        if natives is None:
+            found[site.name] = reason
+        else:
+            found[site.name] = "+".join(native.op_type for native in natives)
     return found
 
 
@@ -383,46 +402,54 @@ def _never_runs(*args):
     raise RuntimeError("The ONNX placeholder op is traced, never run.")
 
 
-def _native_handler(site, native, calls, given_states, final_states):
-    """A handler (see `sites.intercepted`) that runs `site` as a placeholder
-    with the ONNX operator's inputs and outputs, and Keras's conventions
-    around it."""
+def _native_handler(site, stack, calls, given_states, final_states):
+    """A handler (see `sites.intercepted`) that runs `site` as placeholders
+    with the ONNX operator's inputs and outputs, one per cell of `stack`, and
+    Keras's conventions around them."""
     import tensorflow as tf
 
     layer = site.layer
-    units = native.hidden_size
+    stacked = isinstance(layer.cell, keras.layers.StackedRNNCells)
 
     def handle(original, sequences, initial_state=None, mask=None, **kwargs):
-        if initial_state is None and layer.stateful:
-            initial_state = [given_states[k] for k in native.state_keys(site)]
-        index = len(calls)
-        x = tf.transpose(tf.cast(sequences, tf.float32), [1, 0, 2])
-        inputs, slots = [x], ["X"]
+        if initial_state is not None:
+            given = list(initial_state) if stacked else [initial_state]
+            starts = [tree.flatten(states) for states in given]
+        elif layer.stateful:
+            starts = [[given_states[k] for k in n.state_keys()] for n in stack]
+        else:
+            starts = [None] * len(stack)
         if tree.is_nested(mask):
             mask = tree.flatten(mask)[0]
         lengths = None
         if mask is not None:
             mask = tf.cast(mask, tf.bool)
             lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-            inputs.append(lengths)
-            slots.append("sequence_lens")
-        if initial_state is not None:
-            states = tree.flatten(initial_state)
-            for slot, state in zip(native.state_slots, states, strict=True):
+        x = tf.transpose(tf.cast(sequences, tf.float32), [1, 0, 2])  # time-major
+        finals = []
+        for native, start in zip(stack, starts, strict=True):
+            inputs, slots = [x], ["X"]
+            if lengths is not None:
+                inputs.append(lengths)
+                slots.append("sequence_lens")
+            for slot, state in zip(native.state_slots, start or (), strict=False):
                 inputs.append(tf.expand_dims(tf.cast(state, tf.float32), 0))
                 slots.append(slot)
-        outputs = tf.py_function(
-            _never_runs,
-            inputs,
-            [tf.float32] * native.num_outputs,
-            name=_PLACEHOLDER_NAME.format(index),
-        )
-        calls.append((native, tuple(slots), layer.go_backwards))
-        outputs[0].set_shape((None, 1, None, units))
-        for out in outputs[1:]:
-            out.set_shape((1, None, units))
-        y = tf.transpose(tf.squeeze(outputs[0], 1), [1, 0, 2])  # (batch, time, H)
-        states = [tf.squeeze(out, 0) for out in outputs[1:]]
+            outputs = tf.py_function(
+                _never_runs,
+                inputs,
+                [tf.float32] * native.num_outputs,
+                name=_PLACEHOLDER_NAME.format(len(calls)),
+            )
+            calls.append((native, tuple(slots), layer.go_backwards))
+            units = native.hidden_size
+            outputs[0].set_shape((None, 1, None, units))
+            for out in outputs[1:]:
+                out.set_shape((1, None, units))
+            x = tf.squeeze(outputs[0], 1)  # the next cell's input
+            finals.append([tf.squeeze(out, 0) for out in outputs[1:]])
+        y = tf.transpose(x, [1, 0, 2])  # (batch, time, H)
+        last = finals[-1][0]
         if layer.go_backwards:
             # Keras returns the steps in the order it ran them; ONNX's
             # reverse direction writes each at its input position (and
@@ -433,17 +460,17 @@ def _native_handler(site, native, calls, given_states, final_states):
         elif mask is not None and not layer.zero_output_for_mask:
             # Keras repeats the last unmasked output at masked steps; ONNX
             # writes zeros after a sequence's length.
-            fill = tf.where(lengths[:, None] > 0, states[0], tf.zeros_like(states[0]))
+            fill = tf.where(lengths[:, None] > 0, last, tf.zeros_like(last))
             y = tf.where(mask[:, :, None], y, fill[:, None, :])
-        if layer.return_sequences:
-            output = y
-        else:
-            output = states[0] if mask is None else y[:, -1]
-        output = tf.cast(output, layer.compute_dtype)
+        if not layer.return_sequences:
+            y = last if mask is None else y[:, -1]
+        output = tf.cast(y, layer.compute_dtype)
         if layer.stateful:
-            for key, state in zip(native.state_keys(site), states, strict=True):
-                final_states[key] = state
-        return (output, *states) if layer.return_state else output
+            for native, states in zip(stack, finals, strict=True):
+                final_states.update(zip(native.state_keys(), states, strict=True))
+        if not layer.return_state:
+            return output
+        return (output, *finals) if stacked else (output, *finals[0])
 
     return handle
 
@@ -455,12 +482,14 @@ def _state_specs(stateful, natives):
 
     specs = {}
     for site in stateful:
-        native = natives.get(site)
-        if native is None:
+        stack = natives.get(site)
+        if stack is None:
             specs.update(saved_model._state_signature([site], None, "float32"))
             continue
-        for key in native.state_keys(site):
-            specs[key] = tf.TensorSpec((None, native.hidden_size), "float32", name=key)
+        for native in stack:
+            for key in native.state_keys():
+                size = native.hidden_size
+                specs[key] = tf.TensorSpec((None, size), "float32", name=key)
     return specs
 
 
@@ -797,8 +826,10 @@ def export_onnx(
     `LSTMVariant` variants NIG, NFG, NOG (the missing gate always open), NP,
     CIFG, NIAF and NOAF (the missing activation is ONNX's `Affine` with
     alpha 1, beta 0), `keras.layers.LSTM` and `keras.layers.GRU` (both
-    `reset_after` settings). `go_backwards` is the operator's `reverse`
-    direction (each half of a `Bidirectional` is one node); `return_sequences`
+    `reset_after` settings); a stack of such cells
+    (`keras.layers.RNN([cell, cell])`) becomes a chain of nodes, each reading
+    the one before. `go_backwards` is the operator's `reverse` direction, a
+    `Bidirectional` one `direction="bidirectional"` node; `return_sequences`
     and `return_state` read `Y`, `Y_h` and `Y_c`. A mask becomes
     `sequence_lens`, the number of unmasked steps of each sequence: exact for
     masks that keep a prefix of every sequence (right padding, as
@@ -808,7 +839,8 @@ def export_onnx(
     export correctly.
 
     Layers that do not map (layer normalization, FGR, a projection,
-    `cell_clip`, stacked cells, an activation ONNX lacks, other cells) are
+    `cell_clip`, an activation ONNX lacks, other cells, a stack holding any
+    of these) are
     converted by tf2onnx as the TensorFlow loop they run: an ONNX `Loop`,
     correct but slower. The rest of the model is converted by tf2onnx.
 
@@ -883,9 +915,9 @@ def export_onnx(
     natives = {}
     reasons = []
     for site in sites:
-        native, reason = native_rnn(site)
-        natives[site] = native
-        if native is None:
+        stack, reason = native_rnn(site)
+        natives[site] = stack
+        if stack is None:
             reasons.append(reason)
             if site.layer.stateful and not site.only_ours:
                 raise ValueError(

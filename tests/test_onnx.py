@@ -15,6 +15,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from keras.tree import flatten as tree_flatten
 from numpy_reference import GREFF
 from numpy_reference import cell_weights
 from numpy_reference import lstm_sequence
@@ -89,8 +90,8 @@ def _run(session, **feeds):
 
 
 def _keras_outputs(model, x):
-    y = model.predict_on_batch(x)
-    y = y if isinstance(y, (list, tuple)) else [y]
+    # Named as export_saved_model names them: output_0, ... over the flat list.
+    y = tree_flatten(model.predict_on_batch(x))
     return {f"output_{k}": np.asarray(v) for k, v in enumerate(y)}
 
 
@@ -274,11 +275,35 @@ def test_variants_onnx_cannot_express_export_as_a_loop(switches, reason, tmp_pat
     _assert_matches_keras(model, session, shapes=SHAPES[1:3])
 
 
-def test_stacked_cells_export_as_a_loop(tmp_path):
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_stacked_cells_are_a_chain_of_native_nodes(go_backwards, tmp_path):
     layer = keras.layers.RNN(
-        [klv.StandardLSTMCell(UNITS), klv.PeepholeLSTMCell(2)], return_sequences=True
+        [
+            klv.StandardLSTMCell(UNITS, name="low"),
+            klv.PeepholeLSTMCell(2, name="mid"),
+            keras.layers.GRUCell(3, name="high"),
+        ],
+        return_sequences=True,
+        return_state=True,
+        go_backwards=go_backwards,
+        name="stack",
+    )
+    model = _model(layer, tokens=True)
+    assert onnx_export.onnx_mapping(model)["stack"] == "LSTM+LSTM+GRU"
+    model_proto, session = _export(model, tmp_path)
+    ops = _op_types(model_proto)
+    assert (ops.count("LSTM"), ops.count("GRU")) == (2, 1) and "Loop" not in ops
+    _assert_matches_keras(model, session, tokens=True)
+
+
+def test_a_stack_with_a_cell_that_does_not_map_is_a_loop(tmp_path):
+    layer = keras.layers.RNN(
+        [klv.StandardLSTMCell(UNITS), klv.LSTMVariantCell(2, layer_norm=True)],
+        return_sequences=True,
+        name="stack",
     )
     model = _model(layer)
+    assert "layer normalization" in onnx_export.onnx_mapping(model)["stack"]
     model_proto, session = _export(model, tmp_path)
     assert "Loop" in _op_types(model_proto)
     _assert_matches_keras(model, session, shapes=SHAPES[1:3])
@@ -423,6 +448,38 @@ def test_stateful_layers_get_explicit_states(tmp_path):
         **{k: np.zeros((5, v.shape[1]), np.float32) for k, v in states.items()},
     )
     assert larger["output_0"].shape == (5, 3)
+
+
+def test_a_stateful_stack_gets_explicit_states_per_cell(tmp_path):
+    inputs = keras.Input((None, FEATURES), batch_size=2, name="x")
+    layer = keras.layers.RNN(
+        [klv.StandardLSTMCell(3, name="low"), klv.CoupledLSTMCell(2, name="high")],
+        stateful=True,
+        return_sequences=True,
+        name="stack",
+    )
+    model = _randomized(keras.Model(inputs, layer(inputs)), seed=8)
+    model_proto, session = _export(model, tmp_path)
+    assert _op_types(model_proto).count("LSTM") == 2
+    keys = [
+        klv.signature_key(f"stack/{cell}", state)
+        for cell in ("low", "high")
+        for state in ("hidden_state", "cell_state")
+    ]
+    assert {i.name for i in session.get_inputs()} == {"x", *keys}
+    sizes = dict(zip(keys, (3, 3, 2, 2), strict=True))
+    states = {k: np.zeros((2, sizes[k]), np.float32) for k in keys}
+    for variable in tree_flatten(layer.states):  # reset_state fails for stacks
+        variable.assign(np.zeros(variable.shape, np.float32))
+    for seed in (1, 2):
+        chunk = _feed(2, 4, seed=seed)
+        got = _run(session, x=chunk, **states)
+        np.testing.assert_allclose(
+            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
+        )
+        states = {k: got[k + "__final"] for k in keys}
+    for k, variable in zip(keys, tree_flatten(layer.states), strict=True):
+        np.testing.assert_allclose(states[k], variable.numpy(), atol=TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
