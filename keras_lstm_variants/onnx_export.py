@@ -840,17 +840,18 @@ def export_onnx(
 
     Layers that do not map (layer normalization, FGR, a projection,
     `cell_clip`, an activation ONNX lacks, other cells, a stack holding any
-    of these) are
-    converted by tf2onnx as the TensorFlow loop they run: an ONNX `Loop`,
-    correct but slower. The rest of the model is converted by tf2onnx.
+    of these) are converted by tf2onnx as the TensorFlow loop they run: an
+    ONNX `Loop`, correct but slower. The rest of the model is converted by
+    tf2onnx.
 
     Inputs are named as the model's (`keras.Input(name=...)`), with a dynamic
     batch axis and, where the model's input has it, a dynamic time axis.
     Outputs are `output_0`, `output_1`, ... (or the keys of a model's dict
     of outputs). Stateful layers get explicit states, as in
     `export_saved_model`: one input per state keyed
-    `signature_key(layer name, "hidden_state")` (and `"cell_state"`), shape
-    `(batch, units)`, and the final states as outputs under the same keys
+    `signature_key(layer name, "hidden_state")` (and `"cell_state"`; for a
+    stack, `signature_key("<layer>/<cell>", ...)`), shape `(batch, units)`,
+    zeros to start a sequence, and the final states as outputs under the same keys
     followed by `__final` (for example `lstm__cell_state__final`; an ONNX
     graph cannot reuse an input's name for an output).
 
