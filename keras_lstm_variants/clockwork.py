@@ -124,9 +124,7 @@ def clockwork_step(
         z = z + bias
     active = ops.equal(ops.mod(clock, unit_periods), 0)
     h = ops.where(active, activation(z), h_prev)
-    return ClockworkValues(
-        ops.cast(active, h.dtype), h, ops.mod(clock + 1, cycle)
-    )
+    return ClockworkValues(ops.cast(active, h.dtype), h, ops.mod(clock + 1, cycle))
 
 
 def check_periods(periods, units):
@@ -155,7 +153,7 @@ def check_periods(periods, units):
                 f"periods={periods!r}, with {p!r}."
             )
     periods = tuple(int(p) for p in periods)
-    if any(a >= b for a, b in zip(periods, periods[1:])):
+    if any(a >= b for a, b in zip(periods[:-1], periods[1:], strict=True)):
         raise ValueError(
             "Argument `periods` must be strictly increasing (module m updates "
             f"every periods[m] steps); received periods={periods!r}."
@@ -321,9 +319,7 @@ class ClockworkRNNCell(keras.layers.Layer, DropoutRNNCell):
         self.cycle = math.lcm(*self.periods)
         self.module_size = self.units // len(self.periods)
         self._mask = recurrent_mask(self.periods, self.units)
-        self._unit_periods = np.repeat(self.periods, self.module_size).astype(
-            "float64"
-        )
+        self._unit_periods = np.repeat(self.periods, self.module_size).astype("float64")
         self.state_size = [self.units, 1]
         self.output_size = self.units
         self.input_dim = None

@@ -402,9 +402,7 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
             for k in range(self.depth)
             for name in ("hidden_state", "cell_state")
         )
-        self._values_type = collections.namedtuple(
-            "DepthGatedValues", self.value_names
-        )
+        self._values_type = collections.namedtuple("DepthGatedValues", self.value_names)
         self.state_size = [self.units] * (2 * self.depth)
         self.output_size = self.units
         self.input_dim = None
@@ -424,9 +422,7 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
     def get_recurrent_dropout_mask(self, step_input):
         """One recurrent dropout mask per level, drawn together (Keras's RNN
         asks for it with the first state, `h^0`): `(batch, depth·units)`."""
-        return super().get_recurrent_dropout_mask(
-            ops.tile(step_input, (1, self.depth))
-        )
+        return super().get_recurrent_dropout_mask(ops.tile(step_input, (1, self.depth)))
 
     def gate_values(self, inputs, states, training=False):
         """All values of one step, as a named tuple with one field per
@@ -570,7 +566,9 @@ class DepthGatedLSTM(GenericLoopLayer):
 
     cell_class = DepthGatedLSTMCell
     cell_arguments = (
-        COMMON_CELL_ARGUMENTS[:1] + ("depth",) + COMMON_CELL_ARGUMENTS[1:]
+        COMMON_CELL_ARGUMENTS[:1]
+        + ("depth",)
+        + COMMON_CELL_ARGUMENTS[1:]
         + DEPTH_PEEPHOLE_ARGUMENTS
     )
 
