@@ -741,7 +741,9 @@ class LSTMVariant(_PeepholeLayer):
     """
 
     cell_class = LSTMVariantCell
-    cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS + ("variant", *SWITCHES)
+    cell_arguments = (
+        COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS + ("variant", *SWITCHES)
+    )
 
     variant = _cell_property("variant")
     input_gate = _cell_property("input_gate")
