@@ -83,7 +83,12 @@ def _layer(x, units=8, seed=1, **kwargs):
 
 @pytest.mark.parametrize(
     "units, periods, use_bias",
-    [(8, (1, 2, 4, 8), True), (6, (1, 3, 5), True), (4, (2, 3), False), (3, (1,), True)],
+    [
+        (8, (1, 2, 4, 8), True),
+        (6, (1, 3, 5), True),
+        (4, (2, 3), False),
+        (3, (1,), True),
+    ],
 )
 def test_layer_matches_the_reference(units, periods, use_bias):
     x = _inputs()
