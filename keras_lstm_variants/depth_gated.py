@@ -77,8 +77,8 @@ def depth_gated_step(step, inputs, states, levels):
         step: The standard `LSTMStep` (its activations are `φ` and `σ`; `σ`
             is also the depth gate's).
         inputs: `x_t`, `(batch, input_dim)`.
-        states: `[h^0, c^0, h^1, c^1, ...]` of the previous step, each
-            `(batch, units)`.
+        states: One pair `(h^l, c^l)` of the previous step per level,
+            bottom level first, each `(batch, units)`.
         levels: One dict per level with `kernel`, `recurrent_kernel`, `bias`
             (`None` without bias) and, from level 1, `depth_kernel`,
             `depth_bias` (or `None`), `depth_cell_peephole` and
@@ -90,7 +90,7 @@ def depth_gated_step(step, inputs, states, levels):
     below_h, below_c = inputs, None
     results = []
     for k, w in enumerate(levels):
-        h_prev, c_prev = states[2 * k], states[2 * k + 1]
+        h_prev, c_prev = states[k]
         z = preactivations(
             step,
             ops.matmul(below_h, w["kernel"]),
@@ -245,8 +245,11 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
     like `kernel`, `depth_bias` like `bias` (it is absent without
     `use_bias`), the two peephole vectors by the `peephole_*` arguments.
 
-    States: `[h^0, c^0, h^1, c^1, ...]` (`state_names`
-    `level0_hidden_state`, `level0_cell_state`, ...). Values (gate
+    States: from the top level down, `[h^{L-1}, c^{L-1}, ..., h^0, c^0]`
+    (`state_names` `level<L-1>_hidden_state`, `level<L-1>_cell_state`, ...,
+    `level0_cell_state`): the first state is the output, as Keras's RNN loop
+    assumes for masked steps (its JAX loop repeats the first state there).
+    Values (gate
     inspection), per level `l` in equation order: `level<l>_input_gate`,
     `level<l>_forget_gate`, `level<l>_candidate`, `level<l>_depth_gate`
     (`l ≥ 1`), `level<l>_cell_state`, `level<l>_output_gate`,
@@ -289,7 +292,8 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
 
     Call arguments:
         inputs: A 2D tensor, with shape `(batch, features)`.
-        states: The list `[h^0, c^0, h^1, c^1, ...]`.
+        states: The list `[h^{L-1}, c^{L-1}, ..., h^0, c^0]` (top level
+            first).
         training: Python boolean, whether dropout applies. Default: `False`.
 
     Example:
@@ -299,7 +303,7 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
     (2, 4)
     >>> cell.state_size
     [4, 4, 4, 4, 4, 4]
-    >>> cell.value_names[7:11]
+    >>> cell.value_names[6:10]
     ('level1_input_gate', 'level1_forget_gate', 'level1_candidate', \
 'level1_depth_gate')
     """
@@ -399,7 +403,7 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         )
         self.state_names = tuple(
             level_value_name(k, name)
-            for k in range(self.depth)
+            for k in reversed(range(self.depth))
             for name in ("hidden_state", "cell_state")
         )
         self._values_type = collections.namedtuple("DepthGatedValues", self.value_names)
@@ -427,17 +431,20 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
     def gate_values(self, inputs, states, training=False):
         """All values of one step, as a named tuple with one field per
         `value_names` entry (computed by `depth_gated_step`)."""
-        states = list(states)
+        top = self.depth - 1
+        pairs = [
+            [states[2 * (top - k)], states[2 * (top - k) + 1]] for k in range(top + 1)
+        ]
         if training and self.dropout > 0.0:
             inputs = inputs * self.get_dropout_mask(inputs)
         if training and self.recurrent_dropout > 0.0:
             masks = ops.split(
                 self.get_recurrent_dropout_mask(states[0]), self.depth, axis=-1
             )
-            for k, mask in enumerate(masks):
-                states[2 * k] = states[2 * k] * mask
+            for pair, mask in zip(pairs, masks, strict=True):
+                pair[0] = pair[0] * mask
         results = depth_gated_step(
-            self.step, inputs, states, [level.step_weights() for level in self.levels]
+            self.step, inputs, pairs, [level.step_weights() for level in self.levels]
         )
         return self._values_type(
             **{
@@ -449,7 +456,7 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         )
 
     def next_states(self, values):
-        """The states after a step: `[h^0, c^0, h^1, c^1, ...]`."""
+        """The states after a step, top level first (`state_names`)."""
         return [getattr(values, name) for name in self.state_names]
 
     def output_of(self, values):
@@ -535,8 +542,9 @@ class DepthGatedLSTM(GenericLoopLayer):
         seed: Random seed for dropout.
         return_sequences: Boolean. Whether to return the whole output sequence
             or only the last output. Default: `False`.
-        return_state: Boolean. Whether to return the final states
-            `h^0, c^0, h^1, c^1, ...` after the output. Default: `False`.
+        return_state: Boolean. Whether to return the final states after the
+            output, top level first: `h^{L-1}, c^{L-1}, ..., h^0, c^0`.
+            Default: `False`.
         go_backwards: Boolean (default `False`). If `True`, process the
             sequence backwards and return the reversed sequence.
         stateful: Boolean (default `False`). If `True`, the final states of
@@ -552,8 +560,8 @@ class DepthGatedLSTM(GenericLoopLayer):
         mask: Boolean tensor of shape `(batch, timesteps)`; `False` steps are
             skipped (optional).
         training: Python boolean, whether dropout applies (optional).
-        initial_state: List `[h^0, c^0, h^1, c^1, ...]` of initial state
-            tensors (optional; zeros by default).
+        initial_state: List `[h^{L-1}, c^{L-1}, ..., h^0, c^0]` of initial
+            state tensors, top level first (optional; zeros by default).
 
     Example:
 
