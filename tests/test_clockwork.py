@@ -429,3 +429,21 @@ def test_layer_refuses_what_it_does_not_have():
         layer(_inputs(29, features=3))
     with pytest.raises(ValueError, match=r"initial state 1 of shape \(batch, 1\)"):
         layer(_inputs(29), initial_state=[np.zeros((3, 8), "float32")] * 2)
+
+
+def test_export_serves_without_the_package(tmp_path):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("SavedModels need TensorFlow")
+    from serving import serve_without_package
+
+    x = _inputs(30, batch=2, time=11)
+    inputs = keras.Input((None, 4), name="x")
+    outputs = klv.ClockworkRNN(8, return_sequences=True)(inputs)
+    model = keras.Model(inputs, outputs)
+    randomize_weights(model, seed=31)
+    model.export(str(tmp_path / "saved"), verbose=False)
+    served = serve_without_package(tmp_path / "saved", {"x": x}, tmp_path)
+    expected, *_ = reference_sequence(x, weights(model.layers[-1].cell), (1, 2, 4, 8))
+    np.testing.assert_allclose(
+        served["serving_default/output_0"], expected, atol=1e-5
+    )

@@ -443,3 +443,21 @@ def test_layer_refuses_what_it_does_not_have():
         layer(_inputs(19, features=5))
     with pytest.raises(ValueError, match=r"expects 4 initial state"):
         layer(_inputs(19), initial_state=[np.zeros((3, UNITS), "float32")] * 2)
+
+
+def test_export_serves_without_the_package(tmp_path):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("SavedModels need TensorFlow")
+    from serving import serve_without_package
+
+    x = _inputs(20, batch=2, time=6)
+    inputs = keras.Input((None, 4), name="x")
+    outputs = klv.DepthGatedLSTM(UNITS, depth=3, return_sequences=True)(inputs)
+    model = keras.Model(inputs, outputs)
+    randomize_weights(model, seed=21)
+    model.export(str(tmp_path / "saved"), verbose=False)
+    served = serve_without_package(tmp_path / "saved", {"x": x}, tmp_path)
+    values, _ = reference_sequence(x, level_weights(model.layers[-1].cell))
+    np.testing.assert_allclose(
+        served["serving_default/output_0"], values["level2_hidden_state"], atol=1e-5
+    )
