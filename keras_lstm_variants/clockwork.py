@@ -36,6 +36,7 @@ from keras_lstm_variants import validation
 from keras_lstm_variants.cells import DropoutRNNCell
 from keras_lstm_variants.layers import GenericLoopLayer
 from keras_lstm_variants.layers import _cell_property
+from keras_lstm_variants.value_cells import InspectableCell
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
 
@@ -191,7 +192,7 @@ class _ZeroBlocks(keras.constraints.Constraint):
 
 
 @_register
-class ClockworkRNNCell(keras.layers.Layer, DropoutRNNCell):
+class ClockworkRNNCell(keras.layers.Layer, DropoutRNNCell, InspectableCell):
     """A Clockwork RNN cell (Koutník et al. 2014): hidden modules that update
     at their own periods, slower modules feeding faster ones.
 

@@ -34,6 +34,7 @@ from keras_lstm_variants.equations import preactivations
 from keras_lstm_variants.layers import COMMON_CELL_ARGUMENTS
 from keras_lstm_variants.layers import GenericLoopLayer
 from keras_lstm_variants.layers import _cell_property
+from keras_lstm_variants.value_cells import InspectableCell
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
 
@@ -218,7 +219,7 @@ class DepthGatedLevel(keras.layers.Layer):
 
 
 @_register
-class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
+class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell, InspectableCell):
     """A Depth-Gated LSTM cell (Yao et al. 2015): `depth` LSTM levels in one
     step, each upper level's cell state fed by the level below through a
     depth gate.

@@ -431,19 +431,98 @@ def test_layer_refuses_what_it_does_not_have():
         layer(_inputs(29), initial_state=[np.zeros((3, 8), "float32")] * 2)
 
 
-def test_export_serves_without_the_package(tmp_path):
+def test_gate_activations_return_active_modules_and_hidden_state():
+    x = _inputs(32, batch=3, time=9)
+    mask = np.ones((3, 9), bool)
+    mask[1, :3] = False
+    x[~mask] = 0.0
+    inputs = keras.Input((None, 4))
+    masked = keras.layers.Masking(0.0)(inputs)
+    layer = klv.ClockworkRNN(6, periods=(1, 2, 3), return_sequences=True)
+    wrapper = keras.layers.Bidirectional(layer, name="bi")
+    model = keras.Model(inputs, wrapper(masked))
+    randomize_weights(model, seed=33)
+    gates = klv.gate_activations(model, x)
+    for half, backwards in (("forward", False), ("backward", True)):
+        inner = getattr(wrapper, f"{half}_layer")
+        cell, values = inner.cell, gates[f"bi/{inner.name}"]
+        assert tuple(values) == ("active_modules", "hidden_state")
+        out, active, _, _ = reference_sequence(
+            x, weights(cell), (1, 2, 3), mask=mask, go_backwards=backwards
+        )
+        if backwards:  # inspection gives the backward layer in input order
+            out, active = out[:, ::-1], active[:, ::-1]
+        # Bidirectional sets it with return_sequences: masked steps are zeros.
+        assert inner.zero_output_for_mask
+        out, active = out * mask[..., None], active * mask[..., None]
+        np.testing.assert_allclose(values["hidden_state"], out, atol=1e-5)
+        np.testing.assert_array_equal(values["active_modules"], active)
+
+
+def test_export_serves_outputs_and_gates_without_the_package(tmp_path):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("SavedModels need TensorFlow")
     from serving import serve_without_package
 
     x = _inputs(30, batch=2, time=11)
     inputs = keras.Input((None, 4), name="x")
-    outputs = klv.ClockworkRNN(8, return_sequences=True)(inputs)
-    model = keras.Model(inputs, outputs)
+    layer = klv.ClockworkRNN(8, return_sequences=True, name="cw")
+    model = keras.Model(inputs, layer(inputs))
     randomize_weights(model, seed=31)
-    model.export(str(tmp_path / "saved"), verbose=False)
-    served = serve_without_package(tmp_path / "saved", {"x": x}, tmp_path)
-    expected, *_ = reference_sequence(x, weights(model.layers[-1].cell), (1, 2, 4, 8))
-    np.testing.assert_allclose(
-        served["serving_default/output_0"], expected, atol=1e-5
+    path = klv.export_saved_model(model, str(tmp_path / "saved"))
+    served = serve_without_package(
+        path, {"x": x}, tmp_path, signatures=("serving_default", "gates")
     )
+    out, active, _, _ = reference_sequence(x, weights(layer.cell), (1, 2, 4, 8))
+    np.testing.assert_allclose(served["serving_default/output_0"], out, atol=1e-5)
+    np.testing.assert_allclose(served["gates/cw__hidden_state"], out, atol=1e-5)
+    np.testing.assert_array_equal(served["gates/cw__active_modules"], active)
+
+
+def test_stateful_export_takes_and_returns_the_clock(tmp_path):
+    """A stateful layer is exported with its states as inputs and outputs:
+    feeding the returned clock back continues the schedule."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("SavedModels need TensorFlow")
+    import tensorflow as tf
+
+    x = _inputs(34, batch=2, time=10)
+    inputs = keras.Input((None, 4), batch_size=2, name="x")
+    layer = klv.ClockworkRNN(8, return_sequences=True, stateful=True, name="cw")
+    model = keras.Model(inputs, layer(inputs))
+    randomize_weights(model, seed=35)
+    path = klv.export_saved_model(model, str(tmp_path / "saved"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    state = {
+        "cw__hidden_state": tf.zeros((2, 8)),
+        "cw__clock": tf.zeros((2, 1)),
+    }
+    first = serve(x=tf.constant(x[:, :3]), **state)
+    np.testing.assert_array_equal(first["cw__clock"].numpy(), np.full((2, 1), 3.0))
+    state = {k: first[k] for k in state}
+    second = serve(x=tf.constant(x[:, 3:]), **state)
+    expected, *_ = reference_sequence(x, weights(layer.cell), (1, 2, 4, 8))
+    got = np.concatenate(
+        [first["output_0"].numpy(), second["output_0"].numpy()], axis=1
+    )
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_array_equal(second["cw__clock"].numpy(), np.full((2, 1), 2.0))
+
+
+def test_callback_writes_the_clockwork_values(tmp_path):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the callback's TensorBoard logs need TensorFlow")
+    from tensorboard.backend.event_processing import event_accumulator
+
+    x = _inputs(36, batch=2, time=9)
+    model = keras.Sequential([keras.Input((9, 4)), klv.ClockworkRNN(8, name="cw")])
+    model.compile("sgd", "mse")
+    callback = klv.GateHistograms(x, str(tmp_path / "logs"))
+    model.fit(x, np.zeros((2, 8)), epochs=1, verbose=0, callbacks=[callback])
+    events = event_accumulator.EventAccumulator(
+        str(tmp_path / "logs" / "gates"), size_guidance={"tensors": 0}
+    )
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    assert {"gates.cw/1_active_modules", "gates.cw/2_hidden_state"} <= tags
+    assert "gates.cw/0_heatmap" in tags

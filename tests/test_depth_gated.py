@@ -445,19 +445,71 @@ def test_layer_refuses_what_it_does_not_have():
         layer(_inputs(19), initial_state=[np.zeros((3, UNITS), "float32")] * 2)
 
 
-def test_export_serves_without_the_package(tmp_path):
+def test_gate_activations_return_every_levels_values():
+    x = _inputs(22, batch=3, time=6)
+    mask = np.ones((3, 6), bool)
+    mask[0, 4:] = False
+    x[~mask] = 0.0
+    inputs = keras.Input((None, 4))
+    masked = keras.layers.Masking(0.0)(inputs)
+    layer = klv.DepthGatedLSTM(UNITS, depth=3, return_sequences=True, name="dg")
+    model = keras.Model(inputs, layer(masked))
+    randomize_weights(model, seed=23, scale=0.6)
+    gates = klv.gate_activations(model, x)["dg"]
+    values, _ = reference_sequence(x, level_weights(layer.cell), mask=mask)
+    assert tuple(gates) == layer.cell.value_names
+    assert set(gates) == set(values)
+    for name, expected in values.items():
+        np.testing.assert_allclose(gates[name], expected, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(
+        gates["level2_hidden_state"], to_numpy(model(x)), atol=1e-6
+    )
+
+
+def test_export_serves_outputs_and_gates_without_the_package(tmp_path):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("SavedModels need TensorFlow")
     from serving import serve_without_package
 
     x = _inputs(20, batch=2, time=6)
     inputs = keras.Input((None, 4), name="x")
-    outputs = klv.DepthGatedLSTM(UNITS, depth=3, return_sequences=True)(inputs)
-    model = keras.Model(inputs, outputs)
+    layer = klv.DepthGatedLSTM(UNITS, depth=3, return_sequences=True, name="dg")
+    model = keras.Model(inputs, layer(inputs))
     randomize_weights(model, seed=21)
-    model.export(str(tmp_path / "saved"), verbose=False)
-    served = serve_without_package(tmp_path / "saved", {"x": x}, tmp_path)
-    values, _ = reference_sequence(x, level_weights(model.layers[-1].cell))
+    path = klv.export_saved_model(model, str(tmp_path / "saved"))
+    served = serve_without_package(
+        path, {"x": x}, tmp_path, signatures=("serving_default", "gates")
+    )
+    values, _ = reference_sequence(x, level_weights(layer.cell))
     np.testing.assert_allclose(
         served["serving_default/output_0"], values["level2_hidden_state"], atol=1e-5
     )
+    assert {k for k in served if k.startswith("gates/")} == {
+        f"gates/dg__{name}" for name in layer.cell.value_names
+    }
+    for name, expected in values.items():
+        np.testing.assert_allclose(
+            served[f"gates/dg__{name}"], expected, atol=1e-5, err_msg=name
+        )
+
+
+def test_callback_writes_each_levels_gates(tmp_path):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the callback's TensorBoard logs need TensorFlow")
+    from tensorboard.backend.event_processing import event_accumulator
+
+    x = _inputs(24, batch=2, time=5)
+    layer = klv.DepthGatedLSTM(UNITS, depth=2, name="dg")
+    model = keras.Sequential([keras.Input((5, 4)), layer])
+    model.compile("sgd", "mse")
+    callback = klv.GateHistograms(x, str(tmp_path / "logs"))
+    model.fit(x, np.zeros((2, UNITS)), epochs=1, verbose=0, callbacks=[callback])
+    events = event_accumulator.EventAccumulator(
+        str(tmp_path / "logs" / "gates"), size_guidance={"tensors": 0}
+    )
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    for position, name in enumerate(layer.cell.value_names, start=1):
+        assert f"gates.dg/{position}_{name}" in tags
+    assert "gates.dg/0_heatmap" in tags
+    assert "gates.dg/10_level1_depth_gate/mean" in tags
