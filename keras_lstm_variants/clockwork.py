@@ -35,7 +35,6 @@ from keras import regularizers
 from keras_lstm_variants import validation
 from keras_lstm_variants.cells import DropoutRNNCell
 from keras_lstm_variants.layers import GenericLoopLayer
-from keras_lstm_variants.layers import _cell_property
 from keras_lstm_variants.value_cells import InspectableCell
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
@@ -506,7 +505,7 @@ class ClockworkRNN(GenericLoopLayer):
     cell_class = ClockworkRNNCell
     cell_arguments = CELL_ARGUMENTS
 
-    periods = _cell_property("periods")
+    cell_properties = ("periods",)
 
     def __init__(
         self,

@@ -27,13 +27,12 @@ from keras import regularizers
 
 from keras_lstm_variants import validation
 from keras_lstm_variants.cells import DropoutRNNCell
-from keras_lstm_variants.cells import _own_draw
+from keras_lstm_variants.cells import own_draw
 from keras_lstm_variants.equations import LSTMStep
 from keras_lstm_variants.equations import lstm_step
 from keras_lstm_variants.equations import preactivations
 from keras_lstm_variants.layers import COMMON_CELL_ARGUMENTS
 from keras_lstm_variants.layers import GenericLoopLayer
-from keras_lstm_variants.layers import _cell_property
 from keras_lstm_variants.value_cells import InspectableCell
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
@@ -174,7 +173,7 @@ class DepthGatedLevel(keras.layers.Layer):
         return self.add_weight(
             shape=shape,
             name=name,
-            initializer=_own_draw(initializer, draw),
+            initializer=own_draw(initializer, draw),
             regularizer=o[f"{kind}_regularizer"],
             constraint=o[f"{kind}_constraint"],
         )
@@ -581,10 +580,7 @@ class DepthGatedLSTM(GenericLoopLayer):
         + DEPTH_PEEPHOLE_ARGUMENTS
     )
 
-    depth = _cell_property("depth")
-    peephole_initializer = _cell_property("peephole_initializer")
-    peephole_regularizer = _cell_property("peephole_regularizer")
-    peephole_constraint = _cell_property("peephole_constraint")
+    cell_properties = ("depth", *DEPTH_PEEPHOLE_ARGUMENTS)
 
     def __init__(
         self,

@@ -854,8 +854,10 @@ class GenericLoopLayer(LSTMVariantLayer):
     `ClockworkRNN`): the call-time checks, `InputSpec` and flat config of the
     LSTM layers, and always the generic `keras.layers.RNN` loop.
 
-    Subclasses name their `cell_class` and `cell_arguments`; they take no
-    `use_fast_path` argument and `fast_path_fallback_reason()` says why.
+    Subclasses name their `cell_class`, `cell_arguments` and the
+    `cell_properties` they add (read-only properties that read the cell's
+    attribute of that name); they take no `use_fast_path` argument and
+    `fast_path_fallback_reason()` says why.
 
     Args:
         cell_arguments: Dict of the cell's arguments (`units` included).
@@ -869,6 +871,13 @@ class GenericLoopLayer(LSTMVariantLayer):
     >>> layer.fast_path_fallback_reason()
     'OneLevel runs the generic keras.layers.RNN loop (it has no fast path)'
     """
+
+    cell_properties = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in vars(cls).get("cell_properties", ()):
+            setattr(cls, name, _cell_property(name))
 
     def __init__(self, cell_arguments, **kwargs):
         validation.refuse_arguments(

@@ -390,6 +390,9 @@ def test_configs_round_trip():
     clone = klv.DepthGatedLSTM.from_config(config)
     assert clone.get_config() == config
     assert clone.depth == 3 and clone.recurrent_dropout == 0.125
+    assert clone.peephole_constraint is clone.cell.peephole_constraint
+    with pytest.raises(AttributeError):
+        clone.depth = 2  # the layer's cell arguments are read-only
     assert "generic" in clone.fast_path_fallback_reason()
 
 
