@@ -424,8 +424,9 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell, InspectableCell):
         self.built = True
 
     def get_recurrent_dropout_mask(self, step_input):
-        """One recurrent dropout mask per level, drawn together (Keras's RNN
-        asks for it with the first state, `h^0`): `(batch, depth·units)`."""
+        """One recurrent dropout mask per level, drawn together, `(batch,
+        depth·units)`; `step_input` is any one level's `h` (Keras's RNN passes
+        the first state)."""
         return super().get_recurrent_dropout_mask(ops.tile(step_input, (1, self.depth)))
 
     def gate_values(self, inputs, states, training=False):
