@@ -329,6 +329,15 @@ def gru_native(cell, where):
     return NativeRNN("GRU", units, weights, attributes, ("initial_h",)), None
 
 
+#: Why the package's other cells have no ONNX operator.
+_NO_OPERATOR = {
+    "DepthGatedLSTMCell": " (the depth gate adds the lower level's new cell state "
+    "inside the step; ONNX's LSTM runs one level)",
+    "ClockworkRNNCell": " (modules update on a clock; ONNX's RNN operators update "
+    "every unit at every step)",
+}
+
+
 def _native_cell(cell, where):
     if isinstance(cell, LSTMVariantCell):
         return _our_lstm(cell, where)
@@ -336,7 +345,8 @@ def _native_cell(cell, where):
         return _keras_lstm(cell, where)
     if type(cell) is keras.layers.GRUCell:
         return gru_native(cell, where)
-    return None, f"{where}: {type(cell).__name__} has no native ONNX mapping"
+    why = _NO_OPERATOR.get(type(cell).__name__, "")
+    return None, f"{where}: {type(cell).__name__} has no native ONNX mapping{why}"
 
 
 def native_rnn(site):

@@ -296,6 +296,45 @@ def test_stacked_cells_are_a_chain_of_native_nodes(go_backwards, tmp_path):
     _assert_matches_keras(model, session, tokens=True)
 
 
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda: klv.DepthGatedLSTM(UNITS, depth=2, return_sequences=True), "depth"),
+        (lambda: klv.ClockworkRNN(6, periods=(1, 2, 4), return_state=True), "clock"),
+    ],
+    ids=["depth-gated", "clockwork"],
+)
+def test_the_other_cells_export_as_a_loop(make, reason, tmp_path):
+    model = _model(make())
+    (why,) = onnx_export.onnx_mapping(model).values()
+    assert "has no native ONNX mapping" in why and reason in why
+    model_proto, session = _export(model, tmp_path)
+    ops = _op_types(model_proto)
+    assert "Loop" in ops and "LSTM" not in ops
+    _assert_matches_keras(model, session)
+
+
+def test_a_stateful_clockwork_carries_its_clock(tmp_path):
+    inputs = keras.Input((None, FEATURES), batch_size=2, name="x")
+    layer = klv.ClockworkRNN(6, periods=(1, 3), stateful=True, return_sequences=True)
+    model = _randomized(keras.Model(inputs, layer(inputs)), seed=10)
+    _, session = _export(model, tmp_path)
+    specs = {i.name: i for i in session.get_inputs() if i.name != "x"}
+    assert len(specs) == len(layer.cell.state_size)
+    states = {
+        name: np.zeros((2, size), np.float32)
+        for name, size in zip(specs, layer.cell.state_size, strict=True)
+    }
+    layer.reset_state()
+    for seed in (1, 2):  # 5 steps then 4: the second chunk starts at t = 5
+        chunk = _feed(2, 5 - seed + 1, seed=seed)
+        got = _run(session, x=chunk, **states)
+        np.testing.assert_allclose(
+            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
+        )
+        states = {k: got[k + "__final"] for k in states}
+
+
 def test_a_stack_with_a_cell_that_does_not_map_is_a_loop(tmp_path):
     layer = keras.layers.RNN(
         [klv.StandardLSTMCell(UNITS), klv.LSTMVariantCell(2, layer_norm=True)],
