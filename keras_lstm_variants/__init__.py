@@ -8,6 +8,8 @@ from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
+from keras_lstm_variants.gru import GRU
+from keras_lstm_variants.gru import GRUCell
 from keras_lstm_variants.inspection import gate_activations
 from keras_lstm_variants.layers import CoupledLSTM
 from keras_lstm_variants.layers import LSTMVariant
@@ -21,6 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GATE_NAMES",
+    "GRU",
+    "GRUCell",
     "CoupledLSTM",
     "CoupledLSTMCell",
     "GateHistograms",

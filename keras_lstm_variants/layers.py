@@ -49,8 +49,162 @@ def _cell_property(name):
     )
 
 
-class LSTMVariantLayer(keras.layers.RNN):
+class RecurrentLayer(keras.layers.RNN):
     """Base class of the layers: an RNN over one of our cells, with a fast path.
+
+    Builds the cell from the layer's arguments, checks calls early, picks the
+    fast path or the generic loop, and serializes to one flat config.
+    Subclasses name their `cell_class` and `cell_arguments`, pass the cell
+    arguments of their signature to `__init__` as `cell_arguments`, and say
+    why their cell cannot take the fast path (`_cell_fast_path_reason`) and
+    how it runs (`_run_fast_path`).
+
+    Args:
+        cell_arguments: Dict of the cell's arguments (`units` included).
+        return_sequences: Whether to return the whole output sequence.
+        return_state: Whether to return the final states after the output.
+        go_backwards: Whether to process the sequence backwards.
+        stateful: Whether the final states of a batch start the next one.
+        unroll: Whether to unroll the loop.
+        zero_output_for_mask: Whether masked steps output zeros.
+        use_fast_path: `"auto"`, `True` or `False` (see the subclasses).
+        **kwargs: Further `keras.layers.RNN` / `Layer` arguments.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: List of initial states, or `None`.
+        mask: Boolean `(batch, timesteps)` tensor, or `None`.
+        training: Python boolean, whether dropout applies.
+    """
+
+    cell_class = None
+    cell_arguments = ()
+
+    def __init__(
+        self,
+        cell_arguments,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        use_fast_path="auto",
+        **kwargs,
+    ):
+        self.use_fast_path = fast_path.check_use_fast_path(use_fast_path)
+        self._refuse_arguments(kwargs)
+        cell = self.cell_class(
+            **cell_arguments,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="cell",
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            **kwargs,
+        )
+        self.input_spec = keras.InputSpec(ndim=3)
+        if self.use_fast_path is True:
+            # Fail at construction when nothing about the call can change it.
+            self._check_fast_path_possible(self._cell_fast_path_reason())
+
+    def _refuse_arguments(self, kwargs):
+        """Raises for arguments of other layers that `kwargs` may hold."""
+
+    def _cell_fast_path_reason(self):
+        """Why this layer cannot take the fast path, or `None` (regardless
+        of `use_fast_path`)."""
+        raise NotImplementedError
+
+    def _run_fast_path(self, sequences, initial_state, mask, training):
+        """The fast path's `(last_output, outputs, states)`."""
+        raise NotImplementedError
+
+    def _check_fast_path_possible(self, reason):
+        if reason is not None:
+            raise ValueError(
+                f"{self._where()} was given use_fast_path=True, but the fast "
+                f"path cannot run here: {reason}. Pass use_fast_path='auto' "
+                "to fall back to the generic loop."
+            )
+
+    def _where(self):
+        return f"{type(self).__name__} '{self.name}'"
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        validation.check_sequence_shape(sequences_shape, None, self._where())
+        super().build(sequences_shape, initial_state_shape)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        sequences = validation.check_sequences(
+            sequences, self.cell.input_dim, self.compute_dtype, self._where()
+        )
+        validation.check_mask(mask, sequences.shape, self._where())
+        validation.check_initial_state(
+            initial_state, sequences.shape[0], self.cell.state_size, self._where()
+        )
+        return super().call(
+            sequences, initial_state=initial_state, mask=mask, training=training
+        )
+
+    def fast_path_fallback_reason(self):
+        """Why this layer runs the generic loop, or `None` if it runs fast.
+
+        Returns:
+            `None` if a call of this layer takes the fast path, else a short
+            sentence saying why not (also when `use_fast_path=False`).
+        """
+        if self.use_fast_path is False:
+            return "use_fast_path=False"
+        return self._cell_fast_path_reason()
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if keras.tree.is_nested(mask):
+            mask = mask[0]
+        reason = self.fast_path_fallback_reason()
+        if reason is None:
+            return self._run_fast_path(sequences, initial_state, mask, training)
+        if self.use_fast_path is True and not fast_path.xla_compiling():
+            # An XLA-compiled caller is no reason to fail inside `fit`.
+            self._check_fast_path_possible(reason)
+        return super().inner_loop(
+            sequences, initial_state, mask=mask, training=training
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["use_fast_path"] = self.use_fast_path
+        cell_config = config.pop("cell")["config"]
+        config.update({name: cell_config[name] for name in self.cell_arguments})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("use_fast_path") is True:
+            reason = fast_path.backend_reason()
+            if reason is not None:
+                # A saved file cannot be changed by its reader: load it with
+                # the generic loop rather than refuse it.
+                warnings.warn(
+                    f"{cls.__name__} '{config.get('name')}' was saved with "
+                    f"use_fast_path=True, but {reason}; it is loaded with "
+                    "use_fast_path='auto' (the generic loop, same numbers).",
+                    stacklevel=2,
+                )
+                config["use_fast_path"] = "auto"
+        return cls(**config)
+
+
+class LSTMVariantLayer(RecurrentLayer):
+    """Base class of the LSTM layers: an RNN over one of our LSTM cells.
 
     Subclasses name their `cell_class` and `cell_arguments` and pass the cell
     arguments of their signature to `__init__` as `cell_arguments`.
@@ -105,120 +259,19 @@ class LSTMVariantLayer(keras.layers.RNN):
     recurrent_dropout = _cell_property("recurrent_dropout")
     seed = _cell_property("seed")
 
-    def __init__(
-        self,
-        cell_arguments,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
-        use_fast_path="auto",
-        **kwargs,
-    ):
-        self.use_fast_path = fast_path.check_use_fast_path(use_fast_path)
+    def _refuse_arguments(self, kwargs):
         validation.refuse_arguments(
             type(self).__name__,
             kwargs,
             [a for a in PEEPHOLE_ARGUMENTS if a not in self.cell_arguments],
             f"{self.cell_class.__name__} has no peepholes: use PeepholeLSTM",
         )
-        cell = self.cell_class(
-            **cell_arguments,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name="cell",
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            zero_output_for_mask=zero_output_for_mask,
-            **kwargs,
-        )
-        self.input_spec = keras.InputSpec(ndim=3)
-        if self.use_fast_path is True:
-            # Fail at construction when nothing about the call can change it.
-            self._check_fast_path_possible(fast_path.fallback_reason(self))
 
-    def _check_fast_path_possible(self, reason):
-        if reason is not None:
-            raise ValueError(
-                f"{self._where()} was given use_fast_path=True, but the fast "
-                f"path cannot run here: {reason}. Pass use_fast_path='auto' "
-                "to fall back to the generic loop."
-            )
-
-    def _where(self):
-        return f"{type(self).__name__} '{self.name}'"
-
-    def build(self, sequences_shape, initial_state_shape=None):
-        validation.check_sequence_shape(sequences_shape, None, self._where())
-        super().build(sequences_shape, initial_state_shape)
-
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        sequences = validation.check_sequences(
-            sequences, self.cell.input_dim, self.compute_dtype, self._where()
-        )
-        validation.check_mask(mask, sequences.shape, self._where())
-        validation.check_initial_state(
-            initial_state, sequences.shape[0], self.cell.state_size, self._where()
-        )
-        return super().call(
-            sequences, initial_state=initial_state, mask=mask, training=training
-        )
-
-    def fast_path_fallback_reason(self):
-        """Why this layer runs the generic loop, or `None` if it runs fast.
-
-        Returns:
-            `None` if a call of this layer takes the fast path, else a short
-            sentence saying why not (also when `use_fast_path=False`).
-        """
-        if self.use_fast_path is False:
-            return "use_fast_path=False"
+    def _cell_fast_path_reason(self):
         return fast_path.fallback_reason(self)
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if keras.tree.is_nested(mask):
-            mask = mask[0]
-        reason = self.fast_path_fallback_reason()
-        if reason is None:
-            return fast_path.run(self, sequences, initial_state, mask, training)
-        if self.use_fast_path is True and not fast_path.xla_compiling():
-            # An XLA-compiled caller is no reason to fail inside `fit`.
-            self._check_fast_path_possible(reason)
-        return super().inner_loop(
-            sequences, initial_state, mask=mask, training=training
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config["use_fast_path"] = self.use_fast_path
-        cell_config = config.pop("cell")["config"]
-        config.update({name: cell_config[name] for name in self.cell_arguments})
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("use_fast_path") is True:
-            reason = fast_path.backend_reason()
-            if reason is not None:
-                # A saved file cannot be changed by its reader: load it with
-                # the generic loop rather than refuse it.
-                warnings.warn(
-                    f"{cls.__name__} '{config.get('name')}' was saved with "
-                    f"use_fast_path=True, but {reason}; it is loaded with "
-                    "use_fast_path='auto' (the generic loop, same numbers).",
-                    stacklevel=2,
-                )
-                config["use_fast_path"] = "auto"
-        return cls(**config)
+    def _run_fast_path(self, sequences, initial_state, mask, training):
+        return fast_path.run(self, sequences, initial_state, mask, training)
 
 
 class _PeepholeLayer(LSTMVariantLayer):
