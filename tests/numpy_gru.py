@@ -53,10 +53,13 @@ def gru_sequence(
     mask=None,
     go_backwards=False,
     zero_output_for_mask=False,
+    first_output=None,
 ):
     """Runs a sequence `(batch, time, features)` with `keras.layers.RNN`'s
     masking rule (masked steps keep the state; the output repeats the previous
-    one, or is zero with `zero_output_for_mask`).
+    one, or is zero with `zero_output_for_mask`). `first_output` is the
+    output that masked steps before any unmasked one repeat (default zeros;
+    Keras's JAX backend repeats the initial state there).
 
     Returns:
         `(outputs (batch, time, units) in processing order, h_T, values)`,
@@ -70,6 +73,8 @@ def gru_sequence(
     order = range(time - 1, -1, -1) if go_backwards else range(time)
     outputs, steps = [], []
     previous_output = np.zeros((batch, units))
+    if first_output is not None:
+        previous_output = np.asarray(first_output, np.float64)
     for t in order:
         values = gru_step(x[:, t], h, weights, reset_after)
         h_new = values["hidden_state"]
