@@ -6,25 +6,25 @@ helpers it shares) as one custom gradient for the whole sequence:
 
 * forward (a plain TensorFlow loop, traced inline into the caller's graph):
   `x_part_t = x_t · kernel + input_bias`, then the shared step
-  `gru.gru_step` (which forms the recurrent products itself), then the
-  layer's masking rule. Under a gradient tape the loop keeps only `h_t` per
-  step, in a `TensorArray` that is never stacked; without a tape it keeps
-  only the outputs;
+  `gru.gru_step`, then the layer's masking rule. Under a gradient tape the
+  loop keeps only `h_t` per step (and, with `reset_after`, the recurrent part
+  `u_t = h_{t-1} · recurrent_kernel + recurrent_bias`), in `TensorArray`s
+  that are never stacked; without a tape it keeps only the outputs;
 * backward: back-propagation through time in chunks from the end (the sizes
   of `_tf_sequence._chunk_steps`). Each chunk first forms its `x_part` with
   one large product; its steps then run in an XLA-compiled loop, where each
-  step's local derivatives come from autodiff of the very same `gru_step`
-  (recomputed from `x_part_t` and `h_{t-1}`, with the recurrent kernel held
-  constant, so only the products with `recurrent_kernel` and their
-  transposes run inside the loop). The weight gradients are formed per
-  chunk with one product each from `δx_part` and the reset gate: `x_part`
-  and the recurrent pre-activations `u` add in the equations, so
-  `δu_z = δx_z`, `δu_r = δx_r`, and the candidate's block is `r ⊙ δx_h`
-  (`reset_after=True`, paired with `h_{t-1}`) or `δx_h` paired with
-  `r ⊙ h_{t-1}` (`reset_after=False`).
+  step's local derivatives come from autodiff of the very same `gru_step`.
+  With `reset_after` the step is differentiated with respect to `x_part_t`,
+  `u_t` and `h_{t-1}`, and `δu_t · recurrent_kernelᵀ` is the loop's only
+  product; without it, `r ⊙ h_{t-1}` enters a product, so the step and its
+  two products are differentiated whole (the kernel held constant). The
+  weight gradients are formed per chunk with one product each: from `δu`
+  (`reset_after`), or from `δx_part` and the reset gate, since `x_part` and
+  the recurrent products add in the equations (`δu_zr = δx_zr`, and the
+  candidate's product `(r ⊙ h_{t-1}) · U_h` gets `δx_h`).
 
-Peak tensor memory of a training step is thus one `batch × time × units`
-array of saved states plus chunk-sized buffers.
+Peak tensor memory of a training step is thus 4 (`reset_after`) or 1
+`batch × time × units` values of saved steps plus chunk-sized buffers.
 """
 
 import tensorflow as tf
@@ -37,6 +37,7 @@ from keras_lstm_variants._tf_sequence import _gradient_possible
 from keras_lstm_variants._tf_sequence import _previous
 from keras_lstm_variants._tf_sequence import _read_previous
 from keras_lstm_variants.gru import gru_step
+from keras_lstm_variants.gru import recurrent_product
 
 # One forward and backward pair per static configuration, shared by all layers.
 _KERNELS = {}
@@ -71,8 +72,18 @@ class _GRUConfig:
             self.recurrent_dropout,
         )
 
-    def step(self, x_part, h_prev, out_prev, keep, recurrent_kernel, bias, h_mask):
-        """One step from the input part: `gru_step`, then masking.
+    def recurrent_part(self, h_prev, recurrent_kernel, bias, h_mask):
+        """`[u_z, u_r, u_h]` of a step with `reset_after` (else `None`)."""
+        if not self.reset_after:
+            return None
+        h_in = h_prev * h_mask if self.recurrent_dropout else h_prev
+        return recurrent_product(h_in, recurrent_kernel, bias)
+
+    def step(
+        self, x_part, h_prev, out_prev, keep, recurrent_kernel, bias, h_mask, u=None
+    ):
+        """One step from the input part (and `u`, the recurrent part with
+        `reset_after`, if given): `gru_step`, then masking.
 
         Returns `(output, h, values)`, following `keras.layers.RNN`'s rule for
         masked steps: the state is carried over and the output repeats the
@@ -87,6 +98,7 @@ class _GRUConfig:
             self.activation,
             self.recurrent_activation,
             h_mask if self.recurrent_dropout else None,
+            u,
         )
         h = values.hidden_state
         if not self.masked:
@@ -103,11 +115,18 @@ def _build_kernels(config, sequences):
     of `forward(..., keep=True)`.
     """
     masked = config.masked
+    # With `reset_after` the recurrent part `u_t` is kept too: the backward
+    # pass then needs no product to recompute it.
+    keeps_us = config.reset_after
+
+    def dropped(h, h_mask):
+        return h * h_mask if config.recurrent_dropout else h
 
     def forward(x, kernel, input_bias, h0, recurrent_kernel, bias, mask, h_mask, keep):
         """The loop. Returns `(outs, h, saved)`: the outputs (all if
         `sequences`, else the last one), the final state and, if `keep`, the
-        flow of the `TensorArray` of the states `h_t`."""
+        flows of the `TensorArray`s of the states `h_t` (and of `u_t` with
+        `reset_after`)."""
         steps = tf.shape(x)[0]
 
         def body(t, h, *rest):
@@ -116,6 +135,7 @@ def _build_kernels(config, sequences):
             # The input product does not depend on `h`: the loop runs it for
             # the next steps while this one waits.
             x_part = tf.matmul(x[t], kernel) + input_bias
+            u = config.recurrent_part(h, recurrent_kernel, bias, h_mask)
             out, h, _ = config.step(
                 x_part,
                 h,
@@ -124,17 +144,23 @@ def _build_kernels(config, sequences):
                 recurrent_kernel,
                 bias,
                 h_mask,
+                u,
             )
-            values = ((out,) if sequences else ()) + ((h,) if keep else ())
+            values = ((out,) if sequences else ()) + (
+                ((h,) + ((u,) if keeps_us else ())) if keep else ()
+            )
             arrays = tuple(a.write(t, v) for a, v in zip(arrays, values, strict=True))
             return (t + 1, h, *((out,) if masked else ()), arrays)
 
         # Known element shapes keep the loop convertible (TF Lite needs them).
         state_shape = tf.TensorShape([x.shape[1], h0.shape[-1]]).merge_with(h0.shape)
-        count = int(sequences) + int(bool(keep))
+        u_shape = state_shape[:-1].concatenate(recurrent_kernel.shape[-1:])
+        shapes = ((state_shape,) if sequences else ()) + (
+            ((state_shape,) + ((u_shape,) if keeps_us else ())) if keep else ()
+        )
         arrays = tuple(
-            tf.TensorArray(x.dtype, size=steps, element_shape=state_shape)
-            for _ in range(count)
+            tf.TensorArray(x.dtype, size=steps, element_shape=shape)
+            for shape in shapes
         )
         loop = tf.while_loop(
             lambda t, *_: t < steps,
@@ -151,34 +177,42 @@ def _build_kernels(config, sequences):
         return outs, loop[1], tuple(a.flow for a in arrays)
 
     def chunk_steps(
-        x_parts, hs, h_first, d_outs, d_h, d_out_next, recurrent_kernel, bias,
+        x_parts, us, hs, h_first, d_outs, d_h, d_out_next, recurrent_kernel, bias,
         mask, h_mask,
     ):
         """Back-propagation through the steps of one chunk (XLA-compiled),
-        from the last step down. `x_parts` and `hs` hold the chunk's steps;
-        `h_first` the state before it. Returns `δx_part` and the reset gate of
-        every step and the gradients of the state and output before the
-        chunk."""
+        from the last step down. `x_parts`, `us` (with `reset_after`) and
+        `hs` hold the chunk's steps; `h_first` the state before it.
+
+        With `reset_after` the step's sources are `x_part_t`, `u_t` and
+        `h_{t-1}`, and `δh_{t-1}` gets `δu_t · recurrent_kernelᵀ`, the loop's
+        one product; without, the step (both its products) is differentiated
+        with respect to `x_part_t` and `h_{t-1}`. Returns `δx_part` and `δu`
+        (with `reset_after`) or the reset gate (without) of every step, and
+        the gradients of the state and output before the chunk."""
         steps = tf.shape(x_parts)[0]
         no_output = tf.zeros_like(h_first)
+        recurrent_t = tf.transpose(recurrent_kernel)
 
-        def body(t, d_h, d_out_next, dxs, rs):
+        def body(t, d_h, d_out_next, dxs, seconds):
             h_prev = _previous(hs, h_first, t)
             d_out = d_outs[t] if sequences else 0.0
+            sources = [x_parts[t], h_prev] + ([us[t]] if keeps_us else [])
             if masked:
                 # Masked steps carry the state and the output: those feed the
                 # gradient too (the previous output's value does not).
-                sources = [x_parts[t], h_prev, no_output]
+                sources.append(no_output)
                 targets, output_gradients = [0, 1], [d_out + d_out_next, d_h]
             else:
-                sources = [x_parts[t], h_prev]
                 targets, output_gradients = [1], [d_out + d_h]
             with tf.GradientTape() as tape:
                 tape.watch(sources)
-                x_part, h_prev, out_prev = (*sources, None)[:3]
+                x_part, h_prev = sources[:2]
+                u = sources[2] if keeps_us else None
+                out_prev = sources[-1] if masked else None
                 keep = mask[t] if masked else None
                 out, h, values = config.step(
-                    x_part, h_prev, out_prev, keep, recurrent_kernel, bias, h_mask
+                    x_part, h_prev, out_prev, keep, recurrent_kernel, bias, h_mask, u
                 )
             results = (out, h)
             grads = tape.gradient(
@@ -188,10 +222,16 @@ def _build_kernels(config, sequences):
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
             dx, dh_prev = grads[:2]
+            if keeps_us:
+                du = grads[2]
+                dh_prev = dh_prev + dropped(tf.matmul(du, recurrent_t), h_mask)
+                second = du
+            else:
+                second = values.reset_gate
             if masked:
-                d_out_next = grads[2]
-            return t - 1, dh_prev, d_out_next, dxs.write(t, dx), rs.write(
-                t, values.reset_gate
+                d_out_next = grads[-1]
+            return (
+                t - 1, dh_prev, d_out_next, dxs.write(t, dx), seconds.write(t, second)
             )
 
         loop = tf.while_loop(
@@ -204,13 +244,10 @@ def _build_kernels(config, sequences):
             ),
             maximum_iterations=steps,
         )
-        _, d_h, d_out_next, dxs, rs = loop
-        return dxs.stack(), rs.stack(), d_h, d_out_next
+        _, d_h, d_out_next, dxs, seconds = loop
+        return dxs.stack(), seconds.stack(), d_h, d_out_next
 
     compiled_chunk_steps = _compiled(chunk_steps, jit=True)
-
-    def dropped(h, h_mask):
-        return h * h_mask if config.recurrent_dropout else h
 
     def backward(
         d_outs, d_h, x, saved, kernel, input_bias, h0, recurrent_kernel, bias,
@@ -219,7 +256,8 @@ def _build_kernels(config, sequences):
         """Back-propagation through time, chunk by chunk from the end; each
         chunk adds to the weight gradients and gives the inputs' with one
         large product each."""
-        hs = tf.TensorArray(x.dtype, flow=saved[0])
+        hs, *us = (tf.TensorArray(x.dtype, flow=f) for f in saved)
+        us = us[0] if keeps_us else None
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
         chunk = _chunk_steps(batch, steps)
         n_chunks = (steps + chunk - 1) // chunk
@@ -251,8 +289,10 @@ def _build_kernels(config, sequences):
             x_parts = tf.tensordot(x_chunk, kernel, [[2], [0]]) + input_bias
             hs_chunk = hs.gather(times)
             h_first = _read_previous(hs, h0, start)
-            dxs, rs, d_h, d_out_next = compiled_chunk_steps(
-                x_parts, hs_chunk, h_first,
+            dxs, seconds, d_h, d_out_next = compiled_chunk_steps(
+                x_parts,
+                us.gather(times) if keeps_us else empty,
+                hs_chunk, h_first,
                 d_outs[start:end] if sequences else empty,
                 d_h, d_out_next, recurrent_kernel, bias,
                 mask[start:end] if masked else mask,
@@ -261,16 +301,16 @@ def _build_kernels(config, sequences):
             d_kernel, d_input_bias, d_recurrent, d_bias = d_weights
             # `h_{t-1}` of each step of the chunk, as the products saw it.
             h_prevs = dropped(tf.concat([h_first[None], hs_chunk[:-1]], 0), h_mask)
-            dx_zr, dx_h = dxs[..., : 2 * units], dxs[..., 2 * units :]
-            if config.reset_after:
-                du = tf.concat([dx_zr, rs * dx_h], -1)
-                d_recurrent = d_recurrent + _flat_product(h_prevs, du)
-                d_bias = d_bias + tf.reduce_sum(du, [0, 1])
+            if keeps_us:
+                d_recurrent = d_recurrent + _flat_product(h_prevs, seconds)
+                d_bias = d_bias + tf.reduce_sum(seconds, [0, 1])
             else:
+                # `x_part` and the recurrent products add: `δu_zr = δx_zr`,
+                # and the candidate's product `(r ⊙ h) · U_h` gets `δx_h`.
                 d_recurrent = d_recurrent + tf.concat(
                     [
-                        _flat_product(h_prevs, dx_zr),
-                        _flat_product(rs * h_prevs, dx_h),
+                        _flat_product(h_prevs, dxs[..., : 2 * units]),
+                        _flat_product(seconds * h_prevs, dxs[..., 2 * units :]),
                     ],
                     -1,
                 )

@@ -60,6 +60,7 @@ def gru_step(
     activation,
     recurrent_activation,
     recurrent_mask=None,
+    recurrent_part=None,
 ):
     """One GRU step from the input part of its pre-activations.
 
@@ -87,6 +88,9 @@ def gru_step(
         activation: `φ`.
         recurrent_activation: `σ`.
         recurrent_mask: `(batch, units)` recurrent dropout mask, or `None`.
+        recurrent_part: With `reset_after`, `[u_z, u_r, u_h]` if already
+            computed (the fast path keeps it for its backward pass), else
+            `None`.
 
     Returns:
         A `GRUValues` tuple.
@@ -94,9 +98,9 @@ def gru_step(
     h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
     x_z, x_r, x_h = ops.split(x_part, 3, axis=-1)
     if reset_after:
-        u = ops.matmul(h_in, recurrent_kernel)
-        if recurrent_bias is not None:
-            u = u + recurrent_bias
+        u = recurrent_part
+        if u is None:
+            u = recurrent_product(h_in, recurrent_kernel, recurrent_bias)
         u_z, u_r, u_h = ops.split(u, 3, axis=-1)
         z = recurrent_activation(x_z + u_z)
         r = recurrent_activation(x_r + u_r)
@@ -113,6 +117,13 @@ def gru_step(
         )
     h = z * h_prev + (1.0 - z) * h_tilde
     return GRUValues(z, r, h_tilde, h)
+
+
+def recurrent_product(h_in, recurrent_kernel, recurrent_bias):
+    """`[u_z, u_r, u_h] = h_in · recurrent_kernel + recurrent_bias` (the
+    recurrent part of the pre-activations with `reset_after`)."""
+    u = ops.matmul(h_in, recurrent_kernel)
+    return u if recurrent_bias is None else u + recurrent_bias
 
 
 def split_bias(bias, reset_after):
