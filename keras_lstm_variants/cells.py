@@ -21,6 +21,7 @@ from keras_lstm_variants.equations import PEEPHOLE_GATES
 from keras_lstm_variants.equations import LSTMStep
 from keras_lstm_variants.equations import lstm_step
 from keras_lstm_variants.equations import preactivations
+from keras_lstm_variants.value_cells import LSTMValues
 
 try:
     # Keras's dropout mixin: `keras.layers.RNN` prepares the dropout masks of
@@ -78,7 +79,7 @@ def _own_draw(initializer, k):
 
 
 @_register
-class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
+class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell, LSTMValues):
     """An LSTM cell of any variant: Greff et al.'s eight and the options of
     TF1, TF-Addons and PyTorch, as configuration of one set of equations.
 
@@ -302,6 +303,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
         )
         self.blocks = self.step.blocks
         self.value_names = self.step.value_names
+        self.gate_names = self.step.gate_names
         self.state_names = self.step.state_names
         self.output_size = self.projection_units or self.units
         self.state_size = [self.output_size, self.units]

@@ -148,6 +148,11 @@ class LSTMStep:
         return tuple(name for name in GATE_NAMES if has.get(name, True))
 
     @property
+    def gate_names(self):
+        """The values that are gates, so lie in [0, 1]."""
+        return tuple(n for n in SIGMOID_GATE_NAMES if n in self.value_names)
+
+    @property
     def state_names(self):
         """The states, in the order of the cell's `states` list."""
         if self.full_gate_recurrence:
