@@ -25,6 +25,7 @@ from keras_lstm_variants import validation
 from keras_lstm_variants.cells import DropoutRNNCell
 from keras_lstm_variants.layers import RecurrentLayer
 from keras_lstm_variants.layers import _cell_property
+from keras_lstm_variants.value_cells import InspectableCell
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
 
@@ -138,7 +139,7 @@ def split_bias(bias, reset_after):
 
 
 @_register
-class GRUCell(keras.layers.Layer, DropoutRNNCell):
+class GRUCell(keras.layers.Layer, DropoutRNNCell, InspectableCell):
     """Gated recurrent unit cell (Cho et al. 2014), weight-compatible with
     `keras.layers.GRUCell`.
 
@@ -156,8 +157,10 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
     Weights (attributes of the cell under these names): `kernel`
     `(input_dim, 3·units)`, `recurrent_kernel` `(units, 3·units)`, `bias`
     `(2, 3·units)` with `reset_after`, else `(3·units,)` (`None` without
-    `use_bias`). State: `[h]`. Inspected values (`value_names`):
-    `update_gate`, `reset_gate`, `candidate`, `hidden_state`.
+    `use_bias`). State: `[h]`. Inspected values (`value_names`, an
+    `InspectableCell`): `update_gate`, `reset_gate` (the `gate_names`),
+    `candidate`, `hidden_state`; TensorBoard tags `1_update_gate` to
+    `4_hidden_state`.
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -343,10 +346,6 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
     def next_states(self, values):
         """The states after a step, from its `GRUValues`."""
         return [values.hidden_state]
-
-    def output_of(self, values):
-        """The cell's output of a step, from its `GRUValues`."""
-        return values.hidden_state
 
     def call(self, inputs, states, training=False):
         if self.input_dim is not None:

@@ -7,6 +7,8 @@ The tests above the "TensorFlow only" line run on every backend (the Makefile
 runs this file on JAX and PyTorch too).
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -279,6 +281,93 @@ def test_finite_differences_of_the_generic_cell(reset_after):
             array[index] = saved
             numeric = (plus - minus) / 2e-6
             np.testing.assert_allclose(grad[index], numeric, rtol=1e-6, atol=1e-8)
+
+
+# Gate inspection (the `InspectableCell` protocol).
+
+
+def reference_values(x, cell, mask=None, go_backwards=False):
+    """Each step's four values, float64, in processing order; a masked step
+    repeats the last unmasked step's values (`gate_activations`' rule)."""
+    reset_after = cell.reset_after
+    _, _, values = gru_sequence(x, gru_weights(cell), reset_after)
+    if mask is None and not go_backwards:
+        return values
+    x = np.asarray(x, np.float64)
+    weights = gru_weights(cell)
+    h = np.zeros((x.shape[0], cell.units))
+    previous = {name: np.zeros_like(h) for name in cell.value_names}
+    steps = []
+    times = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    for t in times:
+        step = gru_step(x[:, t], h, weights, reset_after)
+        if mask is not None:
+            keep = np.asarray(mask[:, t], bool)[:, None]
+            step = {k: np.where(keep, v, previous[k]) for k, v in step.items()}
+        h, previous = step["hidden_state"], step
+        steps.append(step)
+    return {k: np.stack([s[k] for s in steps], axis=1) for k in steps[0]}
+
+
+def test_the_cell_offers_the_inspection_protocol():
+    from keras_lstm_variants.value_cells import InspectableCell
+    from keras_lstm_variants.value_cells import inspectable
+
+    cell = klv.GRUCell(UNITS)
+    assert isinstance(cell, InspectableCell) and inspectable(cell) is cell
+    assert cell.value_names == (
+        "update_gate",
+        "reset_gate",
+        "candidate",
+        "hidden_state",
+    )
+    assert cell.gate_names == ("update_gate", "reset_gate")
+    assert cell.state_names == ("hidden_state",)
+    assert len(cell.state_names) == len(keras.tree.flatten(cell.state_size))
+    assert [cell.value_size(n) for n in cell.value_names] == [UNITS] * 4
+    assert [cell.tag_position(n) for n in cell.value_names] == [1, 2, 3, 4]
+    cell.build((None, FEATURES))
+    randomize_weights(cell, seed=40)
+    x = inputs(41)[:, 0]
+    h = np.random.default_rng(42).standard_normal((BATCH, UNITS)).astype("float32")
+    values = cell.gate_values(x, [h])
+    output, states = cell(x, [h])
+    assert_allclose(cell.output_of(values), output, rtol=0, atol=0)
+    assert_allclose(cell.next_states(values)[0], states[0], rtol=0, atol=0)
+
+
+def test_gate_activations_match_the_reference():
+    x, mask = inputs(43), right_padded_mask()
+    model_inputs = keras.Input((TIME, FEATURES))
+    masked = keras.layers.Masking()(model_inputs)
+    a = klv.GRU(UNITS, return_sequences=True, name="low")(masked)
+    b = keras.layers.Bidirectional(klv.GRU(3, reset_after=False), name="bi")(a)
+    model = keras.Model(model_inputs, b)
+    randomize_weights(model, seed=44)
+    padded = np.where(mask[..., None], x, 0.0).astype("float32")
+    gates = klv.gate_activations(model, padded)
+    low = model.get_layer("low")
+    bidi = model.get_layer("bi")
+    assert sorted(gates) == sorted(
+        ["low", f"bi/{bidi.forward_layer.name}", f"bi/{bidi.backward_layer.name}"]
+    )
+    want = reference_values(padded, low.cell, mask)
+    assert list(gates["low"]) == list(low.cell.value_names)
+    for name, value in want.items():
+        np.testing.assert_allclose(gates["low"][name], value, atol=1e-5, err_msg=name)
+    for name in low.cell.gate_names:
+        assert 0.0 <= gates["low"][name].min() <= gates["low"][name].max() <= 1.0
+    # The layer's own output sequence is the hidden state where unmasked.
+    outputs = to_numpy(low(padded, mask=mask))
+    np.testing.assert_allclose(
+        gates["low"]["hidden_state"][mask], outputs[mask], atol=1e-5
+    )
+    # The forward layer of the Bidirectional reads the first layer's outputs.
+    forward = bidi.forward_layer
+    want = reference_values(outputs, forward.cell, mask)
+    got = gates[f"bi/{forward.name}"]
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, atol=1e-5, err_msg=name)
 
 
 # Configs and files.
@@ -621,3 +710,106 @@ def test_saved_model_export_round_trip(tmp_path):
     model.export(str(tmp_path / "exported"), verbose=False)
     restored = tf.saved_model.load(str(tmp_path / "exported"))
     assert_allclose(restored.serve(tf.constant(x)), expected, **TOL)
+
+
+def test_export_saved_model_serves_outputs_gates_and_explicit_states(tmp_path):
+    tf = _tensorflow()
+    x = inputs(45)
+    model = keras.Sequential(
+        [keras.Input((None, FEATURES)), klv.GRU(UNITS, name="gru", reset_after=False)]
+    )
+    randomize_weights(model, seed=46)
+    path = klv.export_saved_model(model, tmp_path / "gru")
+    loaded = tf.saved_model.load(path)
+    served = loaded.signatures["serving_default"](tf.constant(x))
+    assert_allclose(served["output_0"], model(x), **TOL)
+    gates = loaded.signatures["gates"](tf.constant(x))
+    cell = model.layers[0].cell
+    want = reference_values(x, cell)
+    assert sorted(gates) == sorted(f"gru__{name}" for name in cell.value_names)
+    for name, value in want.items():
+        assert_allclose(gates[f"gru__{name}"], value, **TOL)
+
+    stateful = keras.Sequential(
+        [keras.Input((3, FEATURES), batch_size=BATCH), klv.GRU(UNITS, stateful=True)]
+    )
+    randomize_weights(stateful, seed=47)
+    key = klv.signature_key(stateful.layers[0].name, "hidden_state")
+    serve = tf.saved_model.load(
+        klv.export_saved_model(stateful, tmp_path / "stateful")
+    ).signatures["serving_default"]
+    (input_key,) = set(serve.structured_input_signature[1]) - {key}
+    h = np.zeros((BATCH, UNITS), "float32")
+    for chunk in (x[:, :3], x[:, 3:]):
+        result = serve(**{input_key: tf.constant(chunk), key: tf.constant(h)})
+        h = result[key].numpy()
+    want = gru_sequence(x, gru_weights(stateful.layers[0].cell))[1]
+    assert_allclose(h, want, **TOL)
+    assert_allclose(result["output_0"], want, **TOL)
+
+
+def test_export_tflite_converts_the_fast_path(tmp_path):
+    tf = _tensorflow()
+    x = inputs(48)
+    model = keras.Sequential(
+        [
+            keras.Input((TIME, FEATURES)),
+            keras.layers.Bidirectional(klv.GRU(UNITS, return_sequences=True)),
+            klv.GRU(3, reset_after=False),
+        ]
+    )
+    randomize_weights(model, seed=49)
+    path = klv.export_tflite(
+        model, tmp_path / "gru.tflite", sequence_length=TIME, batch_size=BATCH
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation
+        interpreter = tf.lite.Interpreter(model_path=path)
+    runner = interpreter.get_signature_runner()
+    (output,) = runner(**{runner.get_input_details().popitem()[0]: x}).values()
+    assert_allclose(output, model(x), **TOL)
+
+
+def test_gate_histograms_write_the_gru_tags(tmp_path):
+    _tensorflow()
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from keras_lstm_variants.sites import summary_tag
+
+    rng = np.random.default_rng(50)
+    x = rng.uniform(-1, 1, (16, TIME, FEATURES)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((TIME, FEATURES)),
+            klv.GRU(UNITS, name="gru"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile("adam", "mse")
+    callback = klv.GateHistograms(x[:2], str(tmp_path), heatmap_scale=2)
+    model.fit(x, x.sum(axis=(1, 2))[:, None], epochs=1, callbacks=[callback], verbose=0)
+    events = event_accumulator.EventAccumulator(
+        str(tmp_path / "gates"), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    events.Reload()
+    cell = model.layers[0].cell
+    expected = {summary_tag("gru", "heatmap")}
+    for name in cell.value_names:
+        expected.add(summary_tag("gru", name, cell=cell))
+    for name in cell.gate_names:
+        for statistic in ("mean", "saturated_fraction"):
+            expected.add(summary_tag("gru", name, statistic, cell))
+    assert sorted(events.Tags()["tensors"]) == sorted(expected)
+    assert "gates.gru/1_update_gate" in expected
+    assert "gates.gru/4_hidden_state" in expected
+    gates = klv.gate_activations(model, x[:2])["gru"]
+    (mean,) = events.Tensors("gates.gru/2_reset_gate/mean")
+    np.testing.assert_allclose(
+        tf_value(mean), gates["reset_gate"].astype(np.float64).mean(), atol=1e-5
+    )
+
+
+def tf_value(event):
+    from tensorboard.util import tensor_util
+
+    return tensor_util.make_ndarray(event.tensor_proto)
