@@ -11,7 +11,7 @@ helpers it shares) as one custom gradient for the whole sequence:
   `u_t = h_{t-1} · recurrent_kernel + recurrent_bias`), in `TensorArray`s
   that are never stacked; without a tape it keeps only the outputs;
 * backward: back-propagation through time in chunks from the end (the sizes
-  of `_tf_sequence._chunk_steps`). Each chunk first forms its `x_part` with
+  of `_tf_sequence.chunk_steps`). Each chunk first forms its `x_part` with
   one large product; its steps then run in an XLA-compiled loop, where each
   step's local derivatives come from autodiff of the very same `gru_step`.
   With `reset_after` the step is differentiated with respect to `x_part_t`,
@@ -30,12 +30,12 @@ Peak tensor memory of a training step is thus 4 (`reset_after`) or 1
 import tensorflow as tf
 
 from keras_lstm_variants._tf_sequence import PARALLEL_ITERATIONS
-from keras_lstm_variants._tf_sequence import _chunk_steps
-from keras_lstm_variants._tf_sequence import _compiled
-from keras_lstm_variants._tf_sequence import _flat_product
-from keras_lstm_variants._tf_sequence import _gradient_possible
-from keras_lstm_variants._tf_sequence import _previous
-from keras_lstm_variants._tf_sequence import _read_previous
+from keras_lstm_variants._tf_sequence import chunk_steps as chunk_length
+from keras_lstm_variants._tf_sequence import compiled
+from keras_lstm_variants._tf_sequence import flat_product
+from keras_lstm_variants._tf_sequence import gradient_possible
+from keras_lstm_variants._tf_sequence import previous
+from keras_lstm_variants._tf_sequence import read_previous
 from keras_lstm_variants.gru import gru_step
 from keras_lstm_variants.gru import recurrent_product
 
@@ -195,7 +195,7 @@ def _build_kernels(config, sequences):
         recurrent_t = tf.transpose(recurrent_kernel)
 
         def body(t, d_h, d_out_next, dxs, seconds):
-            h_prev = _previous(hs, h_first, t)
+            h_prev = previous(hs, h_first, t)
             d_out = d_outs[t] if sequences else 0.0
             sources = [x_parts[t], h_prev] + ([us[t]] if keeps_us else [])
             if masked:
@@ -247,7 +247,7 @@ def _build_kernels(config, sequences):
         _, d_h, d_out_next, dxs, seconds = loop
         return dxs.stack(), seconds.stack(), d_h, d_out_next
 
-    compiled_chunk_steps = _compiled(chunk_steps, jit=True)
+    compiled_chunk_steps = compiled(chunk_steps, jit=True)
 
     def backward(
         d_outs, d_h, x, saved, kernel, input_bias, h0, recurrent_kernel, bias,
@@ -259,7 +259,7 @@ def _build_kernels(config, sequences):
         hs, *us = (tf.TensorArray(x.dtype, flow=f) for f in saved)
         us = us[0] if keeps_us else None
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
-        chunk = _chunk_steps(batch, steps)
+        chunk = chunk_length(batch, steps)
         n_chunks = (steps + chunk - 1) // chunk
         no_output = tf.zeros_like(h0)
         d_out_next = no_output
@@ -288,7 +288,7 @@ def _build_kernels(config, sequences):
             x_chunk = x[start:end]
             x_parts = tf.tensordot(x_chunk, kernel, [[2], [0]]) + input_bias
             hs_chunk = hs.gather(times)
-            h_first = _read_previous(hs, h0, start)
+            h_first = read_previous(hs, h0, start)
             dxs, seconds, d_h, d_out_next = compiled_chunk_steps(
                 x_parts,
                 us.gather(times) if keeps_us else empty,
@@ -302,20 +302,20 @@ def _build_kernels(config, sequences):
             # `h_{t-1}` of each step of the chunk, as the products saw it.
             h_prevs = dropped(tf.concat([h_first[None], hs_chunk[:-1]], 0), h_mask)
             if keeps_us:
-                d_recurrent = d_recurrent + _flat_product(h_prevs, seconds)
+                d_recurrent = d_recurrent + flat_product(h_prevs, seconds)
                 d_bias = d_bias + tf.reduce_sum(seconds, [0, 1])
             else:
                 # `x_part` and the recurrent products add: `δu_zr = δx_zr`,
                 # and the candidate's product `(r ⊙ h) · U_h` gets `δx_h`.
                 d_recurrent = d_recurrent + tf.concat(
                     [
-                        _flat_product(h_prevs, dxs[..., : 2 * units]),
-                        _flat_product(seconds * h_prevs, dxs[..., 2 * units :]),
+                        flat_product(h_prevs, dxs[..., : 2 * units]),
+                        flat_product(seconds * h_prevs, dxs[..., 2 * units :]),
                     ],
                     -1,
                 )
             d_weights = (
-                d_kernel + _flat_product(x_chunk, dxs),
+                d_kernel + flat_product(x_chunk, dxs),
                 d_input_bias + tf.reduce_sum(dxs, [0, 1]),
                 d_recurrent,
                 d_bias,
@@ -343,7 +343,7 @@ def _build_kernels(config, sequences):
         d_kernel, d_input_bias, d_recurrent, d_bias = d_weights
         return d_xs.concat(), d_kernel, d_input_bias, d_h0, d_recurrent, d_bias
 
-    return _compiled(forward, jit=False), _compiled(backward, jit=False)
+    return compiled(forward, jit=False), compiled(backward, jit=False)
 
 
 def _kernels(config, sequences):
@@ -417,7 +417,7 @@ def gru_sequence(
     mask_arg = mask if mask is not None else tf.zeros([0], tf.bool)
     h_mask = recurrent_mask if recurrent_mask is not None else tf.zeros([0], x.dtype)
 
-    if not _gradient_possible():
+    if not gradient_possible():
         outs, h, _ = forward(
             x, kernel, input_bias, h0, recurrent_kernel, recurrent_bias,
             mask_arg, h_mask, False,

@@ -1,10 +1,11 @@
 """The layers' whole-sequence fast path: when it applies, and how it runs.
 
 `StandardLSTM`, `PeepholeLSTM`, `CoupledLSTM`, `LSTMVariant` and `GRU` pick
-it automatically, as `keras.layers.LSTM` picks cuDNN: with `use_fast_path="auto"` (the default)
-they take it whenever it applies and run the generic `keras.layers.RNN` loop
-otherwise; `use_fast_path=False` always runs the generic loop;
-`use_fast_path=True` insists and raises a `ValueError` where it cannot apply.
+it automatically, as `keras.layers.LSTM` picks cuDNN: with
+`use_fast_path="auto"` (the default) they take it whenever it applies and run
+the generic `keras.layers.RNN` loop otherwise; `use_fast_path=False` always
+runs the generic loop; `use_fast_path=True` insists and raises a
+`ValueError` where it cannot apply.
 
 What the fast path does (TensorFlow backend): one custom gradient for the
 whole sequence (see `keras_lstm_variants._tf_sequence`; the GRU's, built the

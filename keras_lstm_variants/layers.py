@@ -42,7 +42,8 @@ COMMON_CELL_ARGUMENTS = (
 )
 
 
-def _cell_property(name):
+def cell_property(name):
+    """A read-only property of a layer that gives its cell's attribute `name`."""
     return property(
         lambda self: getattr(self.cell, name),
         doc=f"The cell's `{name}` (read-only).",
@@ -241,23 +242,23 @@ class LSTMVariantLayer(RecurrentLayer):
     cell_class = None
     cell_arguments = COMMON_CELL_ARGUMENTS
 
-    units = _cell_property("units")
-    activation = _cell_property("activation")
-    recurrent_activation = _cell_property("recurrent_activation")
-    use_bias = _cell_property("use_bias")
-    kernel_initializer = _cell_property("kernel_initializer")
-    recurrent_initializer = _cell_property("recurrent_initializer")
-    bias_initializer = _cell_property("bias_initializer")
-    unit_forget_bias = _cell_property("unit_forget_bias")
-    kernel_regularizer = _cell_property("kernel_regularizer")
-    recurrent_regularizer = _cell_property("recurrent_regularizer")
-    bias_regularizer = _cell_property("bias_regularizer")
-    kernel_constraint = _cell_property("kernel_constraint")
-    recurrent_constraint = _cell_property("recurrent_constraint")
-    bias_constraint = _cell_property("bias_constraint")
-    dropout = _cell_property("dropout")
-    recurrent_dropout = _cell_property("recurrent_dropout")
-    seed = _cell_property("seed")
+    units = cell_property("units")
+    activation = cell_property("activation")
+    recurrent_activation = cell_property("recurrent_activation")
+    use_bias = cell_property("use_bias")
+    kernel_initializer = cell_property("kernel_initializer")
+    recurrent_initializer = cell_property("recurrent_initializer")
+    bias_initializer = cell_property("bias_initializer")
+    unit_forget_bias = cell_property("unit_forget_bias")
+    kernel_regularizer = cell_property("kernel_regularizer")
+    recurrent_regularizer = cell_property("recurrent_regularizer")
+    bias_regularizer = cell_property("bias_regularizer")
+    kernel_constraint = cell_property("kernel_constraint")
+    recurrent_constraint = cell_property("recurrent_constraint")
+    bias_constraint = cell_property("bias_constraint")
+    dropout = cell_property("dropout")
+    recurrent_dropout = cell_property("recurrent_dropout")
+    seed = cell_property("seed")
 
     def _refuse_arguments(self, kwargs):
         validation.refuse_arguments(
@@ -279,10 +280,10 @@ class _PeepholeLayer(LSTMVariantLayer):
 
     cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS
 
-    peephole_gates = _cell_property("peephole_gates")
-    peephole_initializer = _cell_property("peephole_initializer")
-    peephole_regularizer = _cell_property("peephole_regularizer")
-    peephole_constraint = _cell_property("peephole_constraint")
+    peephole_gates = cell_property("peephole_gates")
+    peephole_initializer = cell_property("peephole_initializer")
+    peephole_regularizer = cell_property("peephole_regularizer")
+    peephole_constraint = cell_property("peephole_constraint")
 
 
 @_register
@@ -798,18 +799,18 @@ class LSTMVariant(_PeepholeLayer):
         COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS + ("variant", *SWITCHES)
     )
 
-    variant = _cell_property("variant")
-    input_gate = _cell_property("input_gate")
-    forget_gate = _cell_property("forget_gate")
-    output_gate = _cell_property("output_gate")
-    input_activation = _cell_property("input_activation")
-    output_activation = _cell_property("output_activation")
-    coupled = _cell_property("coupled")
-    full_gate_recurrence = _cell_property("full_gate_recurrence")
-    layer_norm = _cell_property("layer_norm")
-    projection_units = _cell_property("projection_units")
-    cell_clip = _cell_property("cell_clip")
-    projection_clip = _cell_property("projection_clip")
+    variant = cell_property("variant")
+    input_gate = cell_property("input_gate")
+    forget_gate = cell_property("forget_gate")
+    output_gate = cell_property("output_gate")
+    input_activation = cell_property("input_activation")
+    output_activation = cell_property("output_activation")
+    coupled = cell_property("coupled")
+    full_gate_recurrence = cell_property("full_gate_recurrence")
+    layer_norm = cell_property("layer_norm")
+    projection_units = cell_property("projection_units")
+    cell_clip = cell_property("cell_clip")
+    projection_clip = cell_property("projection_clip")
 
     def __init__(
         self,
