@@ -7,6 +7,10 @@ from keras_lstm_variants.cells import CoupledLSTMCell
 from keras_lstm_variants.cells import LSTMVariantCell
 from keras_lstm_variants.cells import PeepholeLSTMCell
 from keras_lstm_variants.cells import StandardLSTMCell
+from keras_lstm_variants.clockwork import ClockworkRNN
+from keras_lstm_variants.clockwork import ClockworkRNNCell
+from keras_lstm_variants.depth_gated import DepthGatedLSTM
+from keras_lstm_variants.depth_gated import DepthGatedLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
 from keras_lstm_variants.gru import GRU
 from keras_lstm_variants.gru import GRUCell
@@ -23,10 +27,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GATE_NAMES",
+    "ClockworkRNN",
+    "ClockworkRNNCell",
     "GRU",
     "GRUCell",
     "CoupledLSTM",
     "CoupledLSTMCell",
+    "DepthGatedLSTM",
+    "DepthGatedLSTMCell",
     "GateHistograms",
     "LSTMVariant",
     "LSTMVariantCell",

@@ -62,7 +62,7 @@ NORM_WEIGHTS = (
 )
 
 
-def _own_draw(initializer, k):
+def own_draw(initializer, k):
     """`initializer` for the `k`-th of several same-shaped weights.
 
     A Keras 3 initializer seeded with an integer (or unseeded, which draws
@@ -355,7 +355,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell, LSTMValues):
             weight = self.add_weight(
                 shape=(self.units,),
                 name=name,
-                initializer=_own_draw(self.peephole_initializer, k),
+                initializer=own_draw(self.peephole_initializer, k),
                 regularizer=self.peephole_regularizer,
                 constraint=self.peephole_constraint,
             )
@@ -364,7 +364,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell, LSTMValues):
             self.gate_recurrent_kernel = self.add_weight(
                 shape=(3 * self.units, 3 * self.units),
                 name="gate_recurrent_kernel",
-                initializer=_own_draw(self.recurrent_initializer, 1),
+                initializer=own_draw(self.recurrent_initializer, 1),
                 regularizer=self.recurrent_regularizer,
                 constraint=self.recurrent_constraint,
             )
@@ -381,7 +381,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell, LSTMValues):
             self.projection_kernel = self.add_weight(
                 shape=(self.units, self.projection_units),
                 name="projection_kernel",
-                initializer=_own_draw(self.kernel_initializer, 1),
+                initializer=own_draw(self.kernel_initializer, 1),
                 regularizer=self.kernel_regularizer,
                 constraint=self.kernel_constraint,
             )

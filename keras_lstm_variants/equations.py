@@ -206,6 +206,7 @@ def lstm_step(
     gate_recurrent_kernel=None,
     norms=None,
     projection_kernel=None,
+    cell_input=None,
 ):
     """Computes one step of the variant `step` from its pre-activations.
 
@@ -216,7 +217,7 @@ def lstm_step(
         f = σ(z_f + p_f ⊙ c_{t-1})
         i = 1 − f (coupled)   or   σ(z_i + p_i ⊙ c_{t-1})
         g = φ(z_c)            (NIAF: g = z_c)
-        c_t = f ⊙ c_{t-1} + i ⊙ g, then LN_s (layer norm), then clipped
+        c_t = f ⊙ c_{t-1} + i ⊙ g [+ cell_input], then LN_s, then clipped
         o = σ(z_o + p_o ⊙ c_t)
         h_t = o ⊙ φ(c_t)      (NOAF: o ⊙ c_t)
         h_t = clip(h_t · projection_kernel)                          (LSTMP)
@@ -234,6 +235,9 @@ def lstm_step(
         norms: Layer norm only: a dict with `state_norm_gamma` and
             `state_norm_beta` (and the others, see `preactivations`).
         projection_kernel: Projection only: `(units, projection_units)`.
+        cell_input: A term added to the new cell state before layer norm and
+            clipping, `(batch, units)`, or `None` (the Depth-Gated LSTM's
+            `d_t ⊙ c_t^{l-1}`; see `depth_gated`).
 
     Returns:
         A `GateValues` tuple; gates the variant lacks are `None`.
@@ -264,6 +268,8 @@ def lstm_step(
         c = g + f * (c_prev - g)
     else:
         c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)
+    if cell_input is not None:
+        c = c + cell_input
     if step.layer_norm:
         c = layer_norm(c, norms["state_norm_gamma"], norms["state_norm_beta"])
     if step.cell_clip is not None:

@@ -901,3 +901,61 @@ class LSTMVariant(_PeepholeLayer):
             use_fast_path=use_fast_path,
             **kwargs,
         )
+
+
+class GenericLoopLayer(LSTMVariantLayer):
+    """Base of the layers without a fast path (`DepthGatedLSTM`,
+    `ClockworkRNN`): the call-time checks, `InputSpec` and flat config of the
+    LSTM layers, and always the generic `keras.layers.RNN` loop.
+
+    Subclasses name their `cell_class`, `cell_arguments` and the
+    `cell_properties` they add (read-only properties that read the cell's
+    attribute of that name); they take no `use_fast_path` argument and
+    `fast_path_fallback_reason()` says why.
+
+    Args:
+        cell_arguments: Dict of the cell's arguments (`units` included).
+        **kwargs: The `keras.layers.RNN` arguments (`return_sequences`, ...).
+
+    Example:
+
+    >>> class OneLevel(GenericLoopLayer):
+    ...     cell_class = StandardLSTMCell
+    >>> layer = OneLevel({"units": 3})
+    >>> layer.fast_path_fallback_reason()
+    'OneLevel runs the generic keras.layers.RNN loop (it has no fast path)'
+    """
+
+    cell_properties = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in vars(cls).get("cell_properties", ()):
+            setattr(cls, name, cell_property(name))
+
+    def __init__(self, cell_arguments, **kwargs):
+        validation.refuse_arguments(
+            type(self).__name__,
+            kwargs,
+            ("use_fast_path",),
+            "it has no fast path and always runs the generic Keras loop",
+        )
+        validation.refuse_arguments(
+            type(self).__name__,
+            kwargs,
+            [a for a in PEEPHOLE_ARGUMENTS if a not in self.cell_arguments],
+            f"{self.cell_class.__name__} has no such argument",
+        )
+        super().__init__(cell_arguments, **kwargs)
+
+    def fast_path_fallback_reason(self):
+        """Why this layer runs the generic loop: it has no fast path."""
+        return (
+            f"{type(self).__name__} runs the generic keras.layers.RNN loop "
+            "(it has no fast path)"
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        del config["use_fast_path"]
+        return config

@@ -23,9 +23,9 @@ import keras
 from keras import ops
 from keras import tree
 
+from keras_lstm_variants.keras_cell_views import inspectable
 from keras_lstm_variants.value_cells import InspectableCell
 from keras_lstm_variants.value_cells import LSTMValues
-from keras_lstm_variants.value_cells import inspectable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ class CellSite:
     Attributes:
         name: Unique, stable name of the cell's values: the site's name, plus
             `/<cell name>` for a cell in a stack.
-        cell: The cell as inspection reads it (`value_cells.inspectable`):
+        cell: The cell as inspection reads it (`keras_cell_views.inspectable`):
             one of our cells itself, or a view of a Keras cell.
         index: Position of the cell in the layer's stack (0 for a single
             cell): its states are `states[index]` of a stacked layer.
@@ -57,7 +57,7 @@ class RNNSite:
         layer: The RNN layer.
         cells: Every cell the layer runs, in stack order.
         ours: A `CellSite` for each of them whose values can be read: our
-            cells, and Keras's own `LSTMCell` (`value_cells.inspectable`).
+            cells, and Keras's own `LSTMCell` (`keras_cell_views.inspectable`).
         reverse_time: Whether the layer is the backward half of a
             `Bidirectional`: its values are flipped back into input order.
     """

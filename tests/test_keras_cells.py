@@ -1,7 +1,7 @@
 """Gate inspection of Keras's own recurrent layers, against the NumPy reference.
 
 `keras.layers.LSTM`, `keras.layers.RNN(keras.layers.LSTMCell)` (also stacked
-and inside `Bidirectional`) are read through `value_cells.KerasLSTMCellView`;
+and inside `Bidirectional`) are read through `keras_cell_views.KerasLSTMCellView`;
 the reference runs `numpy_reference.lstm_step` on the Keras cell's weights.
 Reading never changes the model: the weights, the states of a stateful layer
 and the layer's methods are as they were.
@@ -19,8 +19,8 @@ import keras_lstm_variants as klv
 from conftest import randomize_weights
 from keras_lstm_variants import GATE_NAMES
 from keras_lstm_variants import gate_activations
+from keras_lstm_variants.keras_cell_views import inspectable
 from keras_lstm_variants.sites import summary_tag
-from keras_lstm_variants.value_cells import inspectable
 
 ATOL = 1e-5
 TIME, FEATURES = 6, 4
