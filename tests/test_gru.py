@@ -325,8 +325,8 @@ def reference_values(x, cell, mask=None, go_backwards=False):
 
 
 def test_the_cell_offers_the_inspection_protocol():
+    from keras_lstm_variants.keras_cell_views import inspectable
     from keras_lstm_variants.value_cells import InspectableCell
-    from keras_lstm_variants.value_cells import inspectable
 
     cell = klv.GRUCell(UNITS)
     assert isinstance(cell, InspectableCell) and inspectable(cell) is cell
