@@ -12,6 +12,8 @@ from keras_lstm_variants.clockwork import ClockworkRNNCell
 from keras_lstm_variants.depth_gated import DepthGatedLSTM
 from keras_lstm_variants.depth_gated import DepthGatedLSTMCell
 from keras_lstm_variants.equations import GATE_NAMES
+from keras_lstm_variants.gru import GRU
+from keras_lstm_variants.gru import GRUCell
 from keras_lstm_variants.inspection import gate_activations
 from keras_lstm_variants.layers import CoupledLSTM
 from keras_lstm_variants.layers import LSTMVariant
@@ -28,6 +30,8 @@ __all__ = [
     "GATE_NAMES",
     "ClockworkRNN",
     "ClockworkRNNCell",
+    "GRU",
+    "GRUCell",
     "CoupledLSTM",
     "CoupledLSTMCell",
     "DepthGatedLSTM",

@@ -522,3 +522,13 @@ def lstm_sequence(
         x, kernel, bias, h0, c0, recurrent_kernel, *(peepholes[g] for g in gates)
     )
     return outs[-1], tf.transpose(outs, [1, 0, 2]), [h, c]
+
+
+# The loop helpers that the GRU's kernel (`_tf_gru_sequence`) shares, under
+# public names: no module imports another module's private names.
+previous = _previous
+read_previous = _read_previous
+chunk_steps = _chunk_steps
+flat_product = _flat_product
+compiled = _compiled
+gradient_possible = _gradient_possible
