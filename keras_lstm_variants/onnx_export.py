@@ -37,6 +37,7 @@ from keras_lstm_variants import saved_model
 from keras_lstm_variants import sites as sites_lib
 from keras_lstm_variants import validation
 from keras_lstm_variants.cells import LSTMVariantCell
+from keras_lstm_variants.gru import GRUCell
 
 #: Opset of the written file unless asked otherwise (ONNX Runtime 1.17+).
 DEFAULT_OPSET = 17
@@ -344,6 +345,13 @@ def _native_cell(cell, where):
     if type(cell) is keras.layers.LSTMCell:
         return _keras_lstm(cell, where)
     if type(cell) is keras.layers.GRUCell:
+        return gru_native(cell, where)
+    if isinstance(cell, GRUCell):
+        if not cell.declares_its_step:
+            return None, (
+                f"{where}: {type(cell).__name__} overrides the step of GRUCell, "
+                "so its computation is not known to map"
+            )
         return gru_native(cell, where)
     why = _NO_OPERATOR.get(type(cell).__name__, "")
     return None, f"{where}: {type(cell).__name__} has no native ONNX mapping{why}"
@@ -835,8 +843,8 @@ def export_onnx(
     our standard, peephole (any subset) and coupled layers, the
     `LSTMVariant` variants NIG, NFG, NOG (the missing gate always open), NP,
     CIFG, NIAF and NOAF (the missing activation is ONNX's `Affine` with
-    alpha 1, beta 0), `keras.layers.LSTM` and `keras.layers.GRU` (both
-    `reset_after` settings); a stack of such cells
+    alpha 1, beta 0), `keras.layers.LSTM`, our `GRU` and
+    `keras.layers.GRU` (both `reset_after` settings); a stack of such cells
     (`keras.layers.RNN([cell, cell])`) becomes a chain of nodes, each reading
     the one before. `go_backwards` is the operator's `reverse` direction, a
     `Bidirectional` one `direction="bidirectional"` node; `return_sequences`

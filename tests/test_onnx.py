@@ -701,3 +701,57 @@ def test_a_stateful_foreign_loop_is_refused(tmp_path):
     model = keras.Model(inputs, outputs)
     with pytest.raises(ValueError, match="stateful RNN layer 'simple'.*SimpleRNNCell"):
         klv.export_onnx(model, tmp_path / "model.onnx")
+
+
+# ---------------------------------------------------------------------------
+# Our GRU (weights as keras.layers.GRU's).
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"return_sequences": True, "return_state": True},
+        {"reset_after": False, "return_sequences": True},
+        {"go_backwards": True, "return_state": True},
+        {"activation": "softsign", "recurrent_activation": "hard_sigmoid"},
+    ],
+    ids=["sequences-state", "reset-before", "backwards", "activations"],
+)
+def test_our_gru_is_one_native_gru(options, tmp_path):
+    layer = klv.GRU(UNITS, **options)
+    model = _model(layer)
+    model_proto, session = _export(model, tmp_path)
+    ops = _op_types(model_proto)
+    assert ops.count("GRU") == 1 and "Loop" not in ops
+    _assert_matches_keras(model, session)
+    # Keras's own GRU with the same weights, an independent reference.
+    twin = keras.layers.GRU(UNITS, **options)
+    reference = _model(twin)
+    twin.set_weights(layer.get_weights())
+    x = _feed(5, 11, seed=6)
+    got = _run(session, x=x)
+    for k, value in enumerate(tree_flatten(reference.predict_on_batch(x))):
+        np.testing.assert_allclose(got[f"output_{k}"], value, atol=TOLERANCE)
+
+
+def test_our_gru_with_masks_bidirectional_and_state(tmp_path):
+    model = _model(
+        keras.layers.Bidirectional(klv.GRU(UNITS, return_sequences=True)), tokens=True
+    )
+    model_proto, session = _export(model, tmp_path)
+    assert _op_types(model_proto).count("GRU") == 1
+    _assert_matches_keras(model, session, tokens=True)
+    inputs = keras.Input((None, FEATURES), batch_size=2, name="x")
+    layer = klv.GRU(UNITS, stateful=True, name="gru")
+    model = _randomized(keras.Model(inputs, layer(inputs)), seed=11)
+    _, session = _export(model, tmp_path, name="stateful")
+    key = klv.signature_key("gru", "hidden_state")
+    states = {key: np.zeros((2, UNITS), np.float32)}
+    layer.reset_state()
+    for seed in (1, 2):
+        chunk = _feed(2, 4, seed=seed)
+        got = _run(session, x=chunk, **states)
+        np.testing.assert_allclose(
+            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
+        )
+        states = {key: got[key + "__final"]}
