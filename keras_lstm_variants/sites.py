@@ -57,7 +57,8 @@ class RNNSite:
         layer: The RNN layer.
         cells: Every cell the layer runs, in stack order.
         ours: A `CellSite` for each of them whose values can be read: our
-            cells, and Keras's own `LSTMCell` (`keras_cell_views.inspectable`).
+            cells, and Keras's own `LSTMCell` and `GRUCell`
+            (`keras_cell_views.inspectable`).
         reverse_time: Whether the layer is the backward half of a
             `Bidirectional`: its values are flipped back into input order.
     """

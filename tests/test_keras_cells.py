@@ -1,8 +1,9 @@
-"""Gate inspection of Keras's own recurrent layers, against the NumPy reference.
+"""Gate inspection of Keras's own recurrent layers, against the NumPy references.
 
-`keras.layers.LSTM`, `keras.layers.RNN(keras.layers.LSTMCell)` (also stacked
-and inside `Bidirectional`) are read through `keras_cell_views.KerasLSTMCellView`;
-the reference runs `numpy_reference.lstm_step` on the Keras cell's weights.
+`keras.layers.LSTM`, `keras.layers.GRU` and `keras.layers.RNN` over their
+cells (also stacked and inside `Bidirectional`) are read through the views of
+`keras_cell_views`; the references run `numpy_reference.lstm_step` and
+`numpy_gru.gru_sequence` on the Keras cell's weights.
 Reading never changes the model: the weights, the states of a stateful layer
 and the layer's methods are as they were.
 """
@@ -10,6 +11,8 @@ and the layer's methods are as they were.
 import keras
 import numpy as np
 import pytest
+from numpy_gru import gru_sequence
+from numpy_gru import gru_weights
 from numpy_reference import cell_weights
 from numpy_reference import lstm_step
 from numpy_reference import to_numpy
@@ -136,6 +139,61 @@ def test_stateful_keras_lstm_is_read_not_advanced():
     np.testing.assert_array_equal(to_numpy(layer.states[1]), c0)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_keras_gru_layer_is_read_from_its_weights(reset_after):
+    x = inputs(11, batch=4)
+    x[2, 3:] = 0.0
+    mask = np.any(x != 0.0, axis=-1)
+    layer = keras.layers.GRU(
+        5, reset_after=reset_after, return_sequences=True, name="keras_gru"
+    )
+    model = keras.Sequential(
+        [keras.Input((TIME, FEATURES)), keras.layers.Masking(0.0), layer]
+    )
+    randomize_weights(model, seed=12)
+    before = [w.copy() for w in model.get_weights()]
+
+    values = gate_activations(model, x)["keras_gru"]
+
+    outputs, _, steps = gru_sequence(
+        x, gru_weights(layer.cell), reset_after=reset_after, mask=mask
+    )
+    assert list(values) == ["update_gate", "reset_gate", "candidate", "hidden_state"]
+    np.testing.assert_allclose(values["hidden_state"], outputs, atol=ATOL)
+    np.testing.assert_allclose(values["hidden_state"], to_numpy(model(x)), atol=ATOL)
+    keep = mask[..., None]  # masked steps repeat the last value: compare the others
+    for name in ("update_gate", "reset_gate", "candidate"):
+        np.testing.assert_allclose(
+            np.where(keep, values[name], 0.0),
+            np.where(keep, steps[name], 0.0),
+            atol=ATOL,
+            err_msg=name,
+        )
+    for old, new in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_bidirectional_keras_gru_and_our_gru_read_alike():
+    x = inputs(13)
+    keras_layer = keras.layers.Bidirectional(
+        keras.layers.GRU(3, return_sequences=True), name="bidi"
+    )
+    ours = keras.layers.Bidirectional(klv.GRU(3, return_sequences=True), name="ours")
+    for layer in (keras_layer, ours):
+        keras.Sequential([keras.Input((TIME, FEATURES)), layer])
+    randomize_weights(keras_layer, seed=14)
+    ours.set_weights(keras_layer.get_weights())  # the same weight layout
+
+    theirs = gate_activations(keras_layer, x)
+    mine = gate_activations(ours, x)
+
+    for direction in ("forward", "backward"):
+        a = theirs[f"bidi/{getattr(keras_layer, direction + '_layer').name}"]
+        b = mine[f"ours/{getattr(ours, direction + '_layer').name}"]
+        for name in b:
+            np.testing.assert_allclose(a[name], b[name], atol=ATOL, err_msg=name)
+
+
 class _ShiftedLSTMCell(keras.layers.LSTMCell):
     """A subclass that changes the step: its values cannot be read from weights."""
 
@@ -146,6 +204,7 @@ class _ShiftedLSTMCell(keras.layers.LSTMCell):
 def test_only_keras_own_cells_are_read():
     assert inspectable(_ShiftedLSTMCell(2)) is None
     assert inspectable(keras.layers.SimpleRNNCell(2)) is None
+    assert inspectable(type("MyGRUCell", (keras.layers.GRUCell,), {})(2)) is None
     model = keras.Sequential(
         [keras.Input((TIME, FEATURES)), keras.layers.RNN(_ShiftedLSTMCell(2))]
     )
@@ -177,3 +236,35 @@ def test_gate_histograms_log_a_keras_lstm(tmp_path):
         assert summary_tag("keras_lstm", name) in tags
     assert summary_tag("keras_lstm", "heatmap") in tags
     assert summary_tag("keras_lstm", "forget_gate", "mean") in tags
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorBoard")
+def test_gate_histograms_log_a_keras_gru_in_its_own_vocabulary(tmp_path):
+    x = inputs(15, batch=8).astype("float32")
+    layer = keras.layers.GRU(3, name="keras_gru")
+    model = keras.Sequential(
+        [keras.Input((TIME, FEATURES)), layer, keras.layers.Dense(1)]
+    )
+    model.compile("sgd", "mse")
+    callback = klv.GateHistograms(x[:2], str(tmp_path))
+    model.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[callback])
+
+    run = next(p for p in tmp_path.rglob("events.out.*")).parent
+    accumulator = event_accumulator.EventAccumulator(
+        str(run), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["tensors"])
+    view = inspectable(layer.cell)
+    expected = {
+        "gates.keras_gru/0_heatmap",
+        "gates.keras_gru/1_update_gate",
+        "gates.keras_gru/2_reset_gate",
+        "gates.keras_gru/3_candidate",
+        "gates.keras_gru/4_hidden_state",
+        "gates.keras_gru/1_update_gate/mean",
+        "gates.keras_gru/2_reset_gate/saturated_fraction",
+    }
+    assert expected <= tags
+    assert {summary_tag("keras_gru", v, cell=view) for v in view.value_names} <= tags
+    assert not any("forget_gate" in tag or "cell_state" in tag for tag in tags)
