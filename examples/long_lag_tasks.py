@@ -1,10 +1,11 @@
 """The long-lag tasks of the study, generated in code (nothing is downloaded).
 
 Helper module of `study.py` (run that as a file). Each generator takes a
-NumPy `Generator` and returns a `TaskBatch`: inputs padded at the *start*
-with all-zero steps (so that every sequence ends at the last step, where its
-target is; a `keras.layers.Masking(0.0)` layer skips the padding, no real
-step is all zeros), targets, the true lengths and the positions that define
+NumPy `Generator` and returns a `TaskBatch`: inputs (the tasks of random
+length are padded at the *start* with all-zero steps, so that every sequence
+ends at the last step, where its target is; a `keras.layers.Masking(0.0)`
+layer skips the padding, and no real step of those tasks is all zeros),
+targets, the true lengths and the positions that define
 each sequence (for the tests). Positions are 0-based indices into the
 unpadded sequence.
 

@@ -270,10 +270,12 @@ def test_study_end_to_end_at_toy_size(tmp_path, capsys):
     for name in ("study_gradients.png", "study_boxplot.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = found["results"]
-    # adding_T20 and temporal_order for both variants at one seed; the timing
-    # task for both at two seeds (toy: timing_seeds=2).
+    # Every task for both variants at one seed, and the timing task for the
+    # peephole cell at a second seed (toy: timing_seeds=2; the plain RNN is
+    # not in the peephole question).
     keys = {(r["task"], r["variant"], r["seed"]) for r in results}
-    assert len(keys) == len(results) == 2 + 2 + 4
+    assert len(keys) == len(results) == 7
+    assert ("spike_delay", "peephole", 1) in keys
     runs = hparams_runs(found["log_root"])
     assert set(runs) == keys
     for r in results:
