@@ -231,6 +231,13 @@ def test_decay_per_step():
 TOY = ["--mode", "toy", "--variants", "simple_rnn,peephole", "--steps", "2"]
 
 
+def _value(event):
+    """The number a scalar summary event holds, decoded by TensorBoard."""
+    from tensorboard.util import tensor_util
+
+    return float(tensor_util.make_ndarray(event.tensor_proto))
+
+
 def hparams_runs(log_root):
     """`{(task, variant, seed): {metric: value}}` read by TensorBoard."""
     from tensorboard.backend.event_processing import event_accumulator
@@ -253,7 +260,7 @@ def hparams_runs(log_root):
         hparams = {k: v.string_value or v.number_value for k, v in info.hparams.items()}
         key = (hparams["task"], hparams["variant"], int(hparams["seed"]))
         runs[key] = {
-            tag: float(acc.Tensors(tag)[-1].tensor_proto.float_val[0])
+            tag: _value(acc.Tensors(tag)[-1])
             for tag in ("test/error", "test/wrong_of_2560")
         }
     return runs
@@ -294,13 +301,11 @@ def test_study_end_to_end_at_toy_size(tmp_path, capsys):
             dx, dc = found["curves"][phase][model]
             events = acc.Tensors(f"dL_dx/{model}")
             assert [e.step for e in events] == list(range(20))
-            np.testing.assert_allclose(
-                [e.tensor_proto.float_val[0] for e in events], dx, rtol=1e-6
-            )
+            np.testing.assert_allclose([_value(e) for e in events], dx, rtol=1e-6)
         events = acc.Tensors("dL_dc/peephole")
         assert [e.step for e in events] == list(range(1, 21))
         np.testing.assert_allclose(
-            [e.tensor_proto.float_val[0] for e in events],
+            [_value(e) for e in events],
             found["curves"][phase]["peephole"][1][1:],
             rtol=1e-6,
         )
