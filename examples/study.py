@@ -256,13 +256,16 @@ def measure_gradients(variants, trained, mode, T):
 
 def parse_args(argv):
     parser = _common.make_parser(PROG, __doc__)
-    parser.add_argument("--mode", default="quick", choices=sorted(MODES))
+    parser.add_argument(
+        "--mode",
+        default="quick",
+        choices=sorted(MODES),
+        help="size: toy (the tests), quick (make study), medium, full",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="the same as --mode quick (make study)"
     )
-    parser.add_argument(
-        "--full", action="store_true", help="the same as --mode full (hours)"
-    )
+    parser.add_argument("--full", action="store_true", help="the same as --mode full")
     parser.add_argument(
         "--variants",
         help="comma-separated subset of "
@@ -274,8 +277,14 @@ def parse_args(argv):
         "--steps", type=_common.positive_int, help="max updates per run, every task"
     )
     parser.add_argument("--units", type=_common.positive_int, help="units per layer")
-    parser.add_argument("--batch-size", type=_common.positive_int)
-    parser.add_argument("--eval-every", type=_common.positive_int)
+    parser.add_argument(
+        "--batch-size", type=_common.positive_int, help="sequences per update"
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=_common.positive_int,
+        help="updates between the checks of the stopping rule",
+    )
     parser.add_argument(
         "--forget-bias",
         type=float,

@@ -328,6 +328,25 @@ def test_a_seeded_run_is_deterministic(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_help_is_clean():
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(EXAMPLES.parent))
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "study.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    text = " ".join(result.stdout.split())
+    assert "--mode {full,medium,quick,toy}" in text and "(default: quick)" in text
+    assert "minute" not in text and "hour" not in text  # times are in the README
+
+
 def test_bad_variant_is_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
         study.parse_args(["--variants", "standard,bogus"])
