@@ -122,7 +122,9 @@ def plot_boxes(path, results, tasks, variants):
     for ax, task in zip(axes[0], tasks, strict=True):
         names = [v for v in variants if any(r for r in results if _is(r, task, v))]
         data = [[r["test_error"] for r in results if _is(r, task, v)] for v in names]
-        ax.boxplot(data, tick_labels=names, showmeans=False)
+        ax.boxplot(data)
+        # Labels set here, not by boxplot's keyword (renamed in matplotlib 3.9).
+        ax.set_xticks(range(1, len(names) + 1), names)
         for n, values in enumerate(data, start=1):
             ax.plot(np.full(len(values), n), values, "o", ms=3, color="tab:red")
         ax.set_yscale("log")
