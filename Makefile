@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test test-floors test-torch lint demo tensorboard bench clean
+.PHONY: test test-floors test-torch lint demo study tensorboard bench clean
 
 # The tests of the cells, layers and gate inspection, and the docstring
 # examples, which also run on JAX and PyTorch.
@@ -67,6 +67,10 @@ test-torch: $(VENV)/.installed
 # Both examples in --quick mode (about 3 min on 2 cores, as the README says), then what they wrote.
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py --logdir runs --out artifacts
+
+# The long-lag study in quick mode (examples/study.py; the README gives its time).
+study: $(VENV)/.installed
+	$(BIN)/python examples/study.py --quick --logdir runs --out artifacts
 
 # Serves the demo's logs (loss curves and gates) on http://127.0.0.1:6006.
 tensorboard: $(VENV)/.installed
