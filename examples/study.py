@@ -67,14 +67,10 @@ PROG = "study"
 # Every run builds a new model, so Keras traces its steps anew: expected here.
 tf.get_logger().setLevel("ERROR")
 
-# The GRU of this package is being written; until it is exported, Keras's own
-# (the same equations and weights) stands in, here and only here.
-GRU = getattr(klv, "GRU", keras.layers.GRU)
-
 #: Every model the study knows: name -> function of `units` giving the layer.
 VARIANTS = {
     "simple_rnn": lambda units: keras.layers.SimpleRNN(units),
-    "gru": lambda units: GRU(units),
+    "gru": lambda units: klv.GRU(units),
     "standard": lambda units: klv.StandardLSTM(units),
     "peephole": lambda units: klv.PeepholeLSTM(units),
     "coupled": lambda units: klv.CoupledLSTM(units),
