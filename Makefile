@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test test-floors test-torch lint demo tensorboard bench clean
+.PHONY: test test-floors test-torch lint demo study tensorboard bench clean
 
 # The tests of the cells, layers and gate inspection, and the docstring
 # examples, which also run on JAX and PyTorch.
 CORE_TESTS := tests/test_equations.py tests/test_layers.py tests/test_errors.py \
 	tests/test_serialization.py tests/test_inspection.py tests/test_variants.py \
+	tests/test_depth_gated.py tests/test_clockwork.py \
+	tests/test_gru.py \
 	--doctest-modules keras_lstm_variants
 
 $(BIN)/python:
@@ -65,6 +67,10 @@ test-torch: $(VENV)/.installed
 # Both examples in --quick mode (about 3 min on 2 cores, as the README says), then what they wrote.
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py --logdir runs --out artifacts
+
+# The long-lag study in quick mode (examples/study.py; the README gives its time).
+study: $(VENV)/.installed
+	$(BIN)/python examples/study.py --quick --logdir runs --out artifacts
 
 # Serves the demo's logs (loss curves and gates) on http://127.0.0.1:6006.
 tensorboard: $(VENV)/.installed

@@ -51,11 +51,41 @@ import keras  # noqa: E402
 
 import keras_lstm_variants as klv  # noqa: E402
 
-#: The `--cell` choices and the layer each one builds.
+#: Greff et al.'s variants that no preset covers ("vanilla" is the peephole
+#: cell, "NP" the standard one).
+GREFF = ("NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG", "FGR")
+
+
+def _variant(name, **switches):
+    """A layer factory for one point of the LSTM variant space."""
+
+    def build(units, **kwargs):
+        return klv.LSTMVariant(units, variant=name, **switches, **kwargs)
+
+    return build
+
+
+#: The `--cell` choices and the layer each one builds: the three presets,
+#: Greff et al.'s variants by their paper names (lower case), layer
+#: normalization, and the tutorial's other variations.
 CELLS = {
     "standard": klv.StandardLSTM,
     "peephole": klv.PeepholeLSTM,
     "coupled": klv.CoupledLSTM,
+    **{name.lower(): _variant(name) for name in GREFF},
+    "layer-norm": _variant(None, layer_norm=True),
+    "gru": klv.GRU,
+    "depth-gated": klv.DepthGatedLSTM,
+    "clockwork": klv.ClockworkRNN,
+}
+
+#: How the examples' reports name each `--cell` choice.
+LABELS = {
+    **{name: f"{name} LSTM" for name in CELLS},
+    **{name.lower(): f"{name} LSTM" for name in GREFF},
+    "gru": "GRU",
+    "depth-gated": "depth-gated LSTM",
+    "clockwork": "Clockwork RNN",
 }
 
 #: Exit status for bad input, as argparse uses.
@@ -109,7 +139,11 @@ def add_common_arguments(parser, units, epochs):
         epochs: Default of `--epochs`.
     """
     parser.add_argument(
-        "--cell", default="peephole", choices=sorted(CELLS), help="LSTM variant"
+        "--cell",
+        default="peephole",
+        choices=sorted(CELLS),
+        help="recurrent cell: an LSTM variant, a GRU, a depth-gated LSTM or a "
+        "Clockwork RNN (units must be a multiple of 4 for its 4 modules)",
     )
     parser.add_argument(
         "--units", type=positive_int, default=units, help="units of each LSTM layer"

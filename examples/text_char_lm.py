@@ -509,7 +509,7 @@ def run(argv=None):
     unigram_bpc = unigram_bits_per_char(train_ids, y_val.ravel(), len(vocab))
     print("\nValidation bits per character (lower is better):")
     print(f"  {'unigram baseline':<22} {unigram_bpc:6.3f}")
-    print(f"  {args.cell + ' LSTM model':<22} {model_bpc:6.3f}")
+    print(f"  {_common.LABELS[args.cell] + ' model':<22} {model_bpc:6.3f}")
 
     # The metric is a function of this script: compiled without it, the saved
     # model loads with only `import keras_lstm_variants`.
@@ -527,7 +527,8 @@ def run(argv=None):
         "and validation."
     )
     return _common.Summary(
-        f"{PROG}: {args.cell} LSTM, {args.epochs} epochs in {train_seconds:.0f} s; "
+        f"{PROG}: {_common.LABELS[args.cell]}, {args.epochs} epochs in "
+        f"{train_seconds:.0f} s; "
         f"validation {model_bpc:.3f} bits/char vs unigram {unigram_bpc:.3f}",
         [*files, ("TensorBoard logs", log_dir)],
         args.logdir,

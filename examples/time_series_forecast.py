@@ -416,7 +416,7 @@ def run(argv=None):
     x_test, y_test, test_origins = x[test], y[test], origins[test]
     predicted = model.predict(scaler.inputs(x_test), verbose=0)
     forecasts = {
-        f"{args.cell} LSTM": scaler.forecast(x_test, predicted),
+        _common.LABELS[args.cell]: scaler.forecast(x_test, predicted),
         f"seasonal naive ({args.season} back)": seasonal_naive_forecast(
             values, test_origins, args.horizon, args.season
         ),
@@ -458,10 +458,11 @@ def run(argv=None):
         "order of the equations; epoch_loss and epoch_mae for train and "
         "validation."
     )
-    model_mae = scores[f"{args.cell} LSTM"][0]
+    model_mae = scores[_common.LABELS[args.cell]][0]
     naive_mae = scores[f"seasonal naive ({args.season} back)"][0]
     return _common.Summary(
-        f"{PROG}: {args.cell} LSTM, {args.epochs} epochs in {train_seconds:.0f} s; "
+        f"{PROG}: {_common.LABELS[args.cell]}, {args.epochs} epochs in "
+        f"{train_seconds:.0f} s; "
         f"test MAE {model_mae:.3f} vs seasonal naive {naive_mae:.3f}",
         [("Forecast plot", plot_path), *files, ("TensorBoard logs", log_dir)],
         args.logdir,

@@ -748,3 +748,13 @@ def lstm_sequence(
 
     outs, *states = run(x, kernel, bias, recurrent_kernel, *states0, *weights)
     return outs[-1], tf.transpose(outs, [1, 0, 2]), states
+
+
+# The loop helpers that the GRU's kernel (`_tf_gru_sequence`) shares, under
+# public names: no module imports another module's private names.
+previous = _previous
+read_previous = _read_previous
+chunk_steps = _chunk_steps
+flat_product = _flat_product
+compiled = _compiled
+gradient_possible = _gradient_possible

@@ -18,11 +18,9 @@ import numpy as np
 from keras_lstm_variants import inspection
 from keras_lstm_variants import sites as sites_lib
 from keras_lstm_variants import validation
-from keras_lstm_variants.equations import EQUATION_ORDER
 from keras_lstm_variants.heatmaps import gate_heatmap
 from keras_lstm_variants.sites import summary_tag
 from keras_lstm_variants.summaries import SCALAR_DESCRIPTIONS
-from keras_lstm_variants.summaries import SIGMOID_GATES
 from keras_lstm_variants.summaries import gate_statistics
 from keras_lstm_variants.summaries import histogram_tensor
 
@@ -102,7 +100,10 @@ class GateHistograms(keras.callbacks.Callback):
       `heatmap_figure`).
     * `1_input_gate`, `2_forget_gate`, `3_candidate`, `4_cell_state`,
       `5_output_gate`, `6_hidden_state` (Histograms and Distributions):
-      each value over the whole probe batch, all steps and units.
+      each value over the whole probe batch, all steps and units. Other
+      cell families number their own values (`cell.value_names`,
+      `cell.tag_position`); their gates (`cell.gate_names`) make the
+      heatmap's panels and get the gate scalars.
     * Scalars `<n>_<gate>/mean` and `<n>_<gate>/saturated_fraction`
       (fraction of values below 0.05 or above 0.95) for the three gates,
       and `4_cell_state/mean_abs`, the mean of `|c_t|`.
@@ -306,26 +307,30 @@ class GateHistograms(keras.callbacks.Callback):
         image_kind = image_metadata.create_summary_metadata(
             display_name=None, description=""
         )
+        cells = {c.name: c.cell for site in self._sites for c in site.ours}
         with self._writer.as_default(step=step):
             for name, gates in recorded.items():
-                nonfinite = {}
-                for value in (v for v in EQUATION_ORDER if v in gates):
+                cell, nonfinite = cells[name], {}
+                for value in sorted(gates, key=cell.tag_position):
                     histogram = histogram_tensor(gates[value], self.histogram_buckets)
                     tf.summary.write(
-                        summary_tag(name, value), histogram, metadata=histogram_kind
+                        summary_tag(name, value, cell=cell),
+                        histogram,
+                        metadata=histogram_kind,
                     )
                     bad = gates[value].size - int(histogram[:, 2].sum())
                     if bad:
                         nonfinite[value] = bad / gates[value].size
-                for (value, statistic), number in gate_statistics(gates).items():
+                statistics = gate_statistics(gates, cell.gate_names)
+                for (value, statistic), number in statistics.items():
                     tf.summary.scalar(
-                        summary_tag(name, value, statistic),
+                        summary_tag(name, value, statistic, cell),
                         number,
                         description=SCALAR_DESCRIPTIONS[statistic],
                     )
                 for value, fraction in nonfinite.items():
                     tf.summary.scalar(
-                        summary_tag(name, value, "nonfinite_fraction"),
+                        summary_tag(name, value, "nonfinite_fraction", cell),
                         fraction,
                         description=SCALAR_DESCRIPTIONS["nonfinite_fraction"],
                     )
@@ -341,9 +346,9 @@ class GateHistograms(keras.callbacks.Callback):
                         RuntimeWarning,
                         stacklevel=2,
                     )
-                if not any(gate in gates for gate in SIGMOID_GATES):
+                if not any(gate in gates for gate in cell.gate_names):
                     continue  # a cell without gates has no heatmap
-                png, width, height = self._heatmap_png(name, gates, step)
+                png, width, height = self._heatmap_png(name, gates, step, cell)
                 tf.summary.write(
                     summary_tag(name, "heatmap"),
                     tf.stack([tf.as_string(width), tf.as_string(height), png]),
@@ -352,7 +357,7 @@ class GateHistograms(keras.callbacks.Callback):
         self._writer.flush()
         return recorded
 
-    def _heatmap_png(self, name, gates, step):
+    def _heatmap_png(self, name, gates, step, cell):
         """`(PNG bytes, width, height)` of one layer's heatmap at `step`."""
         import tensorflow as tf
 
@@ -362,6 +367,7 @@ class GateHistograms(keras.callbacks.Callback):
             time_labels=self.time_labels,
             title=f"{name}: gates of the first probe sequence, epoch {step + 1}",
             sort_units=self.sort_units,
+            gate_names=cell.gate_names,
         )
         height, width = image.shape[:2]
         return tf.image.encode_png(image, compression=1), width, height

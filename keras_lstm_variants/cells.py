@@ -23,6 +23,7 @@ from keras_lstm_variants.equations import PEEPHOLE_GATES
 from keras_lstm_variants.equations import LSTMStep
 from keras_lstm_variants.equations import lstm_step
 from keras_lstm_variants.equations import preactivations
+from keras_lstm_variants.value_cells import LSTMValues
 
 try:
     # Keras's dropout mixin: `keras.layers.RNN` prepares the dropout masks of
@@ -53,7 +54,7 @@ PEEPHOLE_ARGUMENTS = (
 STEP_METHODS = ("call", "gate_values", "next_states", "step_weights")
 
 
-def _own_draw(initializer, k):
+def own_draw(initializer, k):
     """`initializer` for the `k`-th of several same-shaped weights.
 
     A Keras 3 initializer seeded with an integer (or unseeded, which draws
@@ -70,7 +71,7 @@ def _own_draw(initializer, k):
 
 
 @_register
-class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
+class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell, LSTMValues):
     """An LSTM cell of any variant: Greff et al.'s eight and the options of
     TF1, TF-Addons and PyTorch, as configuration of one set of equations.
 
@@ -294,6 +295,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
         )
         self.blocks = self.step.blocks
         self.value_names = self.step.value_names
+        self.gate_names = self.step.gate_names
         self.state_names = self.step.state_names
         self.output_size = self.projection_units or self.units
         self.state_size = [self.output_size, self.units]
@@ -345,7 +347,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
             weight = self.add_weight(
                 shape=(self.units,),
                 name=name,
-                initializer=_own_draw(self.peephole_initializer, k),
+                initializer=own_draw(self.peephole_initializer, k),
                 regularizer=self.peephole_regularizer,
                 constraint=self.peephole_constraint,
             )
@@ -354,7 +356,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
             self.gate_recurrent_kernel = self.add_weight(
                 shape=(3 * self.units, 3 * self.units),
                 name="gate_recurrent_kernel",
-                initializer=_own_draw(self.recurrent_initializer, 1),
+                initializer=own_draw(self.recurrent_initializer, 1),
                 regularizer=self.recurrent_regularizer,
                 constraint=self.recurrent_constraint,
             )
@@ -371,7 +373,7 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell):
             self.projection_kernel = self.add_weight(
                 shape=(self.units, self.projection_units),
                 name="projection_kernel",
-                initializer=_own_draw(self.kernel_initializer, 1),
+                initializer=own_draw(self.kernel_initializer, 1),
                 regularizer=self.kernel_regularizer,
                 constraint=self.kernel_constraint,
             )

@@ -158,6 +158,11 @@ class LSTMStep:
         return tuple(name for name in GATE_NAMES if has.get(name, True))
 
     @property
+    def gate_names(self):
+        """The values that are gates, so lie in [0, 1]."""
+        return tuple(n for n in SIGMOID_GATE_NAMES if n in self.value_names)
+
+    @property
     def state_names(self):
         """The states, in the order of the cell's `states` list."""
         if self.full_gate_recurrence:
@@ -220,6 +225,7 @@ def lstm_step(
     norms=None,
     projection_kernel=None,
     feedback=None,
+    cell_input=None,
 ):
     """Computes one step of the variant `step` from its pre-activations.
 
@@ -230,7 +236,7 @@ def lstm_step(
         f = σ(z_f + p_f ⊙ c_{t-1})
         i = 1 − f (coupled)   or   σ(z_i + p_i ⊙ c_{t-1})
         g = φ(z_c)            (NIAF: g = z_c)
-        c_t = f ⊙ c_{t-1} + i ⊙ g, then LN_s (layer norm), then clipped
+        c_t = f ⊙ c_{t-1} + i ⊙ g [+ cell_input], then LN_s, then clipped
         o = σ(z_o + p_o ⊙ c_t)
         h_t = o ⊙ φ(c_t)      (NOAF: o ⊙ c_t)
         h_t = clip(h_t · projection_kernel)                          (LSTMP)
@@ -251,6 +257,9 @@ def lstm_step(
         feedback: FGR only, optional: `gates_prev · gate_recurrent_kernel`
             if the caller has it already (the fast path's backward pass
             computes it for many steps at once).
+        cell_input: A term added to the new cell state before layer norm and
+            clipping, `(batch, units)`, or `None` (the Depth-Gated LSTM's
+            `d_t ⊙ c_t^{l-1}`; see `depth_gated`).
 
     Returns:
         A `GateValues` tuple; gates the variant lacks are `None`.
@@ -282,6 +291,8 @@ def lstm_step(
         c = g + f * (c_prev - g)
     else:
         c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)
+    if cell_input is not None:
+        c = c + cell_input
     if step.layer_norm:
         c = layer_norm(c, norms["state_norm_gamma"], norms["state_norm_beta"])
     if step.cell_clip is not None:

@@ -1,14 +1,15 @@
 """The layers' whole-sequence fast path: when it applies, and how it runs.
 
-`StandardLSTM`, `PeepholeLSTM`, `CoupledLSTM` and `LSTMVariant` (every
-option of the variant space) pick it automatically, as
-`keras.layers.LSTM` picks cuDNN: with `use_fast_path="auto"` (the default)
-they take it whenever it applies and run the generic `keras.layers.RNN` loop
-otherwise; `use_fast_path=False` always runs the generic loop;
-`use_fast_path=True` insists and raises a `ValueError` where it cannot apply.
+`StandardLSTM`, `PeepholeLSTM`, `CoupledLSTM`, `LSTMVariant` (every option
+of the variant space) and `GRU` pick it automatically, as `keras.layers.LSTM`
+picks cuDNN: with `use_fast_path="auto"` (the default) they take it whenever
+it applies and run the generic `keras.layers.RNN` loop otherwise;
+`use_fast_path=False` always runs the generic loop; `use_fast_path=True`
+insists and raises a `ValueError` where it cannot apply.
 
 What the fast path does (TensorFlow backend): one custom gradient for the
-whole sequence (see `keras_lstm_variants._tf_sequence`):
+whole sequence (see `keras_lstm_variants._tf_sequence`; the GRU's, built the
+same way around `gru.gru_step`, is `keras_lstm_variants._tf_gru_sequence`):
 
 1. the forward loop, with the shared equations (`equations.preactivations`
    and its two parts, `equations.lstm_step`, `equations.next_states`) and
@@ -91,15 +92,10 @@ def xla_compiling():
     return _tf_sequence.inside_xla_compilation()
 
 
-def fallback_reason(layer):
-    """Why `layer` cannot take the fast path, or `None` if it can.
-
-    Args:
-        layer: One of this package's layers.
-
-    Returns:
-        A short sentence, or `None`.
-    """
+def general_reason(layer):
+    """Why no fast path can run `layer` (whatever its cell computes), or
+    `None`: the backend, `unroll`, an XLA-compiled caller, the dtype, a cell
+    class that overrides its step."""
     cell = layer.cell
     reason = backend_reason()
     if reason is not None:
@@ -119,6 +115,19 @@ def fallback_reason(layer):
     if not getattr(type(cell), "declares_its_step", False):
         return f"the cell {type(cell).__name__} overrides its step"
     return None
+
+
+def fallback_reason(layer):
+    """Why `layer` cannot take the fast path, or `None` if it can: every
+    LSTM step runs on it, so only `general_reason` applies.
+
+    Args:
+        layer: One of this package's layers.
+
+    Returns:
+        A short sentence, or `None`.
+    """
+    return general_reason(layer)
 
 
 def run(layer, sequences, initial_state, mask, training):
@@ -173,6 +182,48 @@ def run(layer, sequences, initial_state, mask, training):
         mask,
         recurrent_mask,
         step=step,
+        go_backwards=layer.go_backwards,
+        zero_output_for_mask=layer.zero_output_for_mask,
+        return_sequences=layer.return_sequences,
+    )
+
+
+def gru_fallback_reason(layer):
+    """Why the `GRU` layer `layer` cannot take the fast path, or `None`."""
+    return general_reason(layer)
+
+
+def run_gru(layer, sequences, initial_state, mask, training):
+    """Runs the `GRU` layer `layer`'s recurrence on the fast path (see
+    `keras_lstm_variants._tf_gru_sequence`); arguments and result as `run`."""
+    from keras_lstm_variants import _tf_gru_sequence
+
+    cell = layer.cell
+    dtype = cell.compute_dtype
+    weights = cell.step_weights()
+
+    def value(weight):
+        return None if weight is None else ops.cast(weight, dtype)
+
+    sequences = ops.cast(sequences, dtype)
+    if training and cell.dropout > 0.0:
+        drop = cell.get_dropout_mask(sequences[:, 0, :])
+        sequences = sequences * ops.expand_dims(drop, 1)
+    recurrent_mask = None
+    if training and cell.recurrent_dropout > 0.0:
+        recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
+    return _tf_gru_sequence.gru_sequence(
+        ops.transpose(sequences, (1, 0, 2)),
+        value(weights["kernel"]),
+        value(weights["input_bias"]),
+        initial_state[0],
+        value(weights["recurrent_kernel"]),
+        value(weights["recurrent_bias"]),
+        mask,
+        recurrent_mask,
+        reset_after=cell.reset_after,
+        activation=cell.activation,
+        recurrent_activation=cell.recurrent_activation,
         go_backwards=layer.go_backwards,
         zero_output_for_mask=layer.zero_output_for_mask,
         return_sequences=layer.return_sequences,

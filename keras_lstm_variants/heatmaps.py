@@ -60,11 +60,12 @@ def heatmap_figure(
     time_labels=None,
     title=None,
     sort_units=False,
+    gate_names=SIGMOID_GATES,
 ):
     """Draws one layer's gates for the first probe sequence with matplotlib.
 
-    One panel per gate, top to bottom `input_gate`, `forget_gate`,
-    `output_gate` (the order of the equations), each named, with one row per
+    One panel per gate of `gate_names` (for the LSTM family, top to bottom
+    `input_gate`, `forget_gate`, `output_gate`), each named, with one row per
     unit and one column per time step; the time axis carries `time_labels`
     (the probe's characters or dates) or the step numbers; one colour bar
     (viridis: dark purple 0, closed; yellow 1, open). NaN and infinite
@@ -85,7 +86,11 @@ def heatmap_figure(
             the axis then shows step numbers.
         title: The figure's title, or `None`.
         sort_units: If true, the units are ordered by when their forget gate
-            switches (`switch_order`), the same order in every panel.
+            (else the first gate) switches (`switch_order`), the same order
+            in every panel.
+        gate_names: The values to draw, in panel order: the cell's
+            `gate_names` (values in [0, 1]); those missing from `gates` are
+            left out.
 
     Returns:
         A `matplotlib.figure.Figure` (not registered with pyplot).
@@ -93,7 +98,7 @@ def heatmap_figure(
     import matplotlib
     from matplotlib.figure import Figure
 
-    names = [g for g in SIGMOID_GATES if g in gates]  # a variant may lack some
+    names = [g for g in gate_names if g in gates]  # a variant may lack some
     panels = [np.asarray(gates[g][0], dtype=np.float64) for g in names]
     steps, units = panels[0].shape
     if time_labels is not None and len(time_labels) != steps:
@@ -165,7 +170,14 @@ def heatmap_figure(
     return fig
 
 
-def gate_heatmap(gates, scale=2, time_labels=None, title=None, sort_units=False):
+def gate_heatmap(
+    gates,
+    scale=2,
+    time_labels=None,
+    title=None,
+    sort_units=False,
+    gate_names=SIGMOID_GATES,
+):
     """`heatmap_figure` rendered to an RGB image.
 
     Returns:
@@ -173,7 +185,7 @@ def gate_heatmap(gates, scale=2, time_labels=None, title=None, sort_units=False)
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = heatmap_figure(gates, scale, time_labels, title, sort_units)
+    fig = heatmap_figure(gates, scale, time_labels, title, sort_units, gate_names)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -88,14 +88,17 @@ class ValueCell(keras.layers.Layer):
     def call(self, inputs, states):
         flat = list(states[1:])
         values, new_states = [], []
-        ours = {id(c.cell) for c in self.site.ours}
-        for cell, count in zip(self.site.cells, self.cell_state_counts, strict=True):
+        views = {c.index: c.cell for c in self.site.ours}
+        for k, (cell, count) in enumerate(
+            zip(self.site.cells, self.cell_state_counts, strict=True)
+        ):
             cell_states, flat = flat[:count], flat[count:]
-            if id(cell) in ours:
-                step = cell.gate_values(inputs, cell_states, training=False)
-                values.extend(getattr(step, name) for name in cell.value_names)
-                cell_states = cell.next_states(step)
-                inputs = step.hidden_state
+            view = views.get(k)
+            if view is not None:
+                step = view.gate_values(inputs, cell_states, training=False)
+                values.extend(getattr(step, name) for name in view.value_names)
+                cell_states = view.next_states(step)
+                inputs = view.output_of(step)
             else:
                 inputs, cell_states = cell(inputs, cell_states)
                 cell_states = tree.flatten(cell_states)
@@ -242,7 +245,7 @@ def expected_input_shapes(model, sites):
     """
     if isinstance(model, keras.layers.RNN) and not isinstance(model, keras.Model):
         ours = sites_lib.ours(sites)
-        features = ours[0].ours[0].cell.input_dim if ours else None
+        features = getattr(ours[0].ours[0].cell, "input_dim", None) if ours else None
         return [(None, None, features)]
     try:
         inputs = model.inputs

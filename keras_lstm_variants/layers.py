@@ -42,18 +42,23 @@ COMMON_CELL_ARGUMENTS = (
 )
 
 
-def _cell_property(name):
+def cell_property(name):
+    """A read-only property of a layer that gives its cell's attribute `name`."""
     return property(
         lambda self: getattr(self.cell, name),
         doc=f"The cell's `{name}` (read-only).",
     )
 
 
-class LSTMVariantLayer(keras.layers.RNN):
+class RecurrentLayer(keras.layers.RNN):
     """Base class of the layers: an RNN over one of our cells, with a fast path.
 
-    Subclasses name their `cell_class` and `cell_arguments` and pass the cell
-    arguments of their signature to `__init__` as `cell_arguments`.
+    Builds the cell from the layer's arguments, checks calls early, picks the
+    fast path or the generic loop, and serializes to one flat config.
+    Subclasses name their `cell_class` and `cell_arguments`, pass the cell
+    arguments of their signature to `__init__` as `cell_arguments`, and say
+    why their cell cannot take the fast path (`_cell_fast_path_reason`) and
+    how it runs (`_run_fast_path`).
 
     Args:
         cell_arguments: Dict of the cell's arguments (`units` included).
@@ -68,42 +73,13 @@ class LSTMVariantLayer(keras.layers.RNN):
 
     Call arguments:
         sequences: A 3D tensor `(batch, timesteps, features)`.
-        initial_state: List `[h, c]` of initial states, or `None`.
+        initial_state: List of initial states, or `None`.
         mask: Boolean `(batch, timesteps)` tensor, or `None`.
         training: Python boolean, whether dropout applies.
-
-    Example:
-
-    >>> class ForgetOnlyPeepholeLSTM(LSTMVariantLayer):
-    ...     cell_class = PeepholeLSTMCell
-    ...     cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS
-    ...     def __init__(self, units, **kwargs):
-    ...         cells = {"units": units, "peephole_gates": ("forget",)}
-    ...         super().__init__(cells, **kwargs)
-    >>> tuple(ForgetOnlyPeepholeLSTM(3)(np.ones((2, 4, 5))).shape)
-    (2, 3)
     """
 
     cell_class = None
-    cell_arguments = COMMON_CELL_ARGUMENTS
-
-    units = _cell_property("units")
-    activation = _cell_property("activation")
-    recurrent_activation = _cell_property("recurrent_activation")
-    use_bias = _cell_property("use_bias")
-    kernel_initializer = _cell_property("kernel_initializer")
-    recurrent_initializer = _cell_property("recurrent_initializer")
-    bias_initializer = _cell_property("bias_initializer")
-    unit_forget_bias = _cell_property("unit_forget_bias")
-    kernel_regularizer = _cell_property("kernel_regularizer")
-    recurrent_regularizer = _cell_property("recurrent_regularizer")
-    bias_regularizer = _cell_property("bias_regularizer")
-    kernel_constraint = _cell_property("kernel_constraint")
-    recurrent_constraint = _cell_property("recurrent_constraint")
-    bias_constraint = _cell_property("bias_constraint")
-    dropout = _cell_property("dropout")
-    recurrent_dropout = _cell_property("recurrent_dropout")
-    seed = _cell_property("seed")
+    cell_arguments = ()
 
     def __init__(
         self,
@@ -118,12 +94,7 @@ class LSTMVariantLayer(keras.layers.RNN):
         **kwargs,
     ):
         self.use_fast_path = fast_path.check_use_fast_path(use_fast_path)
-        validation.refuse_arguments(
-            type(self).__name__,
-            kwargs,
-            [a for a in PEEPHOLE_ARGUMENTS if a not in self.cell_arguments],
-            f"{self.cell_class.__name__} has no peepholes: use PeepholeLSTM",
-        )
+        self._refuse_arguments(kwargs)
         cell = self.cell_class(
             **cell_arguments,
             dtype=kwargs.get("dtype"),
@@ -143,7 +114,19 @@ class LSTMVariantLayer(keras.layers.RNN):
         self.input_spec = keras.InputSpec(ndim=3)
         if self.use_fast_path is True:
             # Fail at construction when nothing about the call can change it.
-            self._check_fast_path_possible(fast_path.fallback_reason(self))
+            self._check_fast_path_possible(self._cell_fast_path_reason())
+
+    def _refuse_arguments(self, kwargs):
+        """Raises for arguments of other layers that `kwargs` may hold."""
+
+    def _cell_fast_path_reason(self):
+        """Why this layer cannot take the fast path, or `None` (regardless
+        of `use_fast_path`)."""
+        raise NotImplementedError
+
+    def _run_fast_path(self, sequences, initial_state, mask, training):
+        """The fast path's `(last_output, outputs, states)`."""
+        raise NotImplementedError
 
     def _check_fast_path_possible(self, reason):
         if reason is not None:
@@ -181,14 +164,14 @@ class LSTMVariantLayer(keras.layers.RNN):
         """
         if self.use_fast_path is False:
             return "use_fast_path=False"
-        return fast_path.fallback_reason(self)
+        return self._cell_fast_path_reason()
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if keras.tree.is_nested(mask):
             mask = mask[0]
         reason = self.fast_path_fallback_reason()
         if reason is None:
-            return fast_path.run(self, sequences, initial_state, mask, training)
+            return self._run_fast_path(sequences, initial_state, mask, training)
         if self.use_fast_path is True and not fast_path.xla_compiling():
             # An XLA-compiled caller is no reason to fail inside `fit`.
             self._check_fast_path_possible(reason)
@@ -221,15 +204,86 @@ class LSTMVariantLayer(keras.layers.RNN):
         return cls(**config)
 
 
+class LSTMVariantLayer(RecurrentLayer):
+    """Base class of the LSTM layers: an RNN over one of our LSTM cells.
+
+    Subclasses name their `cell_class` and `cell_arguments` and pass the cell
+    arguments of their signature to `__init__` as `cell_arguments`.
+
+    Args:
+        cell_arguments: Dict of the cell's arguments (`units` included).
+        return_sequences: Whether to return the whole output sequence.
+        return_state: Whether to return the final states after the output.
+        go_backwards: Whether to process the sequence backwards.
+        stateful: Whether the final states of a batch start the next one.
+        unroll: Whether to unroll the loop.
+        zero_output_for_mask: Whether masked steps output zeros.
+        use_fast_path: `"auto"`, `True` or `False` (see the subclasses).
+        **kwargs: Further `keras.layers.RNN` / `Layer` arguments.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: List `[h, c]` of initial states, or `None`.
+        mask: Boolean `(batch, timesteps)` tensor, or `None`.
+        training: Python boolean, whether dropout applies.
+
+    Example:
+
+    >>> class ForgetOnlyPeepholeLSTM(LSTMVariantLayer):
+    ...     cell_class = PeepholeLSTMCell
+    ...     cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS
+    ...     def __init__(self, units, **kwargs):
+    ...         cells = {"units": units, "peephole_gates": ("forget",)}
+    ...         super().__init__(cells, **kwargs)
+    >>> tuple(ForgetOnlyPeepholeLSTM(3)(np.ones((2, 4, 5))).shape)
+    (2, 3)
+    """
+
+    cell_class = None
+    cell_arguments = COMMON_CELL_ARGUMENTS
+
+    units = cell_property("units")
+    activation = cell_property("activation")
+    recurrent_activation = cell_property("recurrent_activation")
+    use_bias = cell_property("use_bias")
+    kernel_initializer = cell_property("kernel_initializer")
+    recurrent_initializer = cell_property("recurrent_initializer")
+    bias_initializer = cell_property("bias_initializer")
+    unit_forget_bias = cell_property("unit_forget_bias")
+    kernel_regularizer = cell_property("kernel_regularizer")
+    recurrent_regularizer = cell_property("recurrent_regularizer")
+    bias_regularizer = cell_property("bias_regularizer")
+    kernel_constraint = cell_property("kernel_constraint")
+    recurrent_constraint = cell_property("recurrent_constraint")
+    bias_constraint = cell_property("bias_constraint")
+    dropout = cell_property("dropout")
+    recurrent_dropout = cell_property("recurrent_dropout")
+    seed = cell_property("seed")
+
+    def _refuse_arguments(self, kwargs):
+        validation.refuse_arguments(
+            type(self).__name__,
+            kwargs,
+            [a for a in PEEPHOLE_ARGUMENTS if a not in self.cell_arguments],
+            f"{self.cell_class.__name__} has no peepholes: use PeepholeLSTM",
+        )
+
+    def _cell_fast_path_reason(self):
+        return fast_path.fallback_reason(self)
+
+    def _run_fast_path(self, sequences, initial_state, mask, training):
+        return fast_path.run(self, sequences, initial_state, mask, training)
+
+
 class _PeepholeLayer(LSTMVariantLayer):
     """The peephole arguments' properties, shared by the layers that take them."""
 
     cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS
 
-    peephole_gates = _cell_property("peephole_gates")
-    peephole_initializer = _cell_property("peephole_initializer")
-    peephole_regularizer = _cell_property("peephole_regularizer")
-    peephole_constraint = _cell_property("peephole_constraint")
+    peephole_gates = cell_property("peephole_gates")
+    peephole_initializer = cell_property("peephole_initializer")
+    peephole_regularizer = cell_property("peephole_regularizer")
+    peephole_constraint = cell_property("peephole_constraint")
 
 
 @_register
@@ -745,18 +799,18 @@ class LSTMVariant(_PeepholeLayer):
         COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS + ("variant", *SWITCHES)
     )
 
-    variant = _cell_property("variant")
-    input_gate = _cell_property("input_gate")
-    forget_gate = _cell_property("forget_gate")
-    output_gate = _cell_property("output_gate")
-    input_activation = _cell_property("input_activation")
-    output_activation = _cell_property("output_activation")
-    coupled = _cell_property("coupled")
-    full_gate_recurrence = _cell_property("full_gate_recurrence")
-    layer_norm = _cell_property("layer_norm")
-    projection_units = _cell_property("projection_units")
-    cell_clip = _cell_property("cell_clip")
-    projection_clip = _cell_property("projection_clip")
+    variant = cell_property("variant")
+    input_gate = cell_property("input_gate")
+    forget_gate = cell_property("forget_gate")
+    output_gate = cell_property("output_gate")
+    input_activation = cell_property("input_activation")
+    output_activation = cell_property("output_activation")
+    coupled = cell_property("coupled")
+    full_gate_recurrence = cell_property("full_gate_recurrence")
+    layer_norm = cell_property("layer_norm")
+    projection_units = cell_property("projection_units")
+    cell_clip = cell_property("cell_clip")
+    projection_clip = cell_property("projection_clip")
 
     def __init__(
         self,
@@ -847,3 +901,61 @@ class LSTMVariant(_PeepholeLayer):
             use_fast_path=use_fast_path,
             **kwargs,
         )
+
+
+class GenericLoopLayer(LSTMVariantLayer):
+    """Base of the layers without a fast path (`DepthGatedLSTM`,
+    `ClockworkRNN`): the call-time checks, `InputSpec` and flat config of the
+    LSTM layers, and always the generic `keras.layers.RNN` loop.
+
+    Subclasses name their `cell_class`, `cell_arguments` and the
+    `cell_properties` they add (read-only properties that read the cell's
+    attribute of that name); they take no `use_fast_path` argument and
+    `fast_path_fallback_reason()` says why.
+
+    Args:
+        cell_arguments: Dict of the cell's arguments (`units` included).
+        **kwargs: The `keras.layers.RNN` arguments (`return_sequences`, ...).
+
+    Example:
+
+    >>> class OneLevel(GenericLoopLayer):
+    ...     cell_class = StandardLSTMCell
+    >>> layer = OneLevel({"units": 3})
+    >>> layer.fast_path_fallback_reason()
+    'OneLevel runs the generic keras.layers.RNN loop (it has no fast path)'
+    """
+
+    cell_properties = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in vars(cls).get("cell_properties", ()):
+            setattr(cls, name, cell_property(name))
+
+    def __init__(self, cell_arguments, **kwargs):
+        validation.refuse_arguments(
+            type(self).__name__,
+            kwargs,
+            ("use_fast_path",),
+            "it has no fast path and always runs the generic Keras loop",
+        )
+        validation.refuse_arguments(
+            type(self).__name__,
+            kwargs,
+            [a for a in PEEPHOLE_ARGUMENTS if a not in self.cell_arguments],
+            f"{self.cell_class.__name__} has no such argument",
+        )
+        super().__init__(cell_arguments, **kwargs)
+
+    def fast_path_fallback_reason(self):
+        """Why this layer runs the generic loop: it has no fast path."""
+        return (
+            f"{type(self).__name__} runs the generic keras.layers.RNN loop "
+            "(it has no fast path)"
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        del config["use_fast_path"]
+        return config

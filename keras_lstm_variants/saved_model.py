@@ -48,10 +48,11 @@ def export_saved_model(
     (`output_0`, `output_1`, ... for a model with a list of outputs).
 
     With `gates=True` a second signature, `"gates"`, takes the same inputs
-    and returns, for every one of our layers and every name in
-    `GATE_NAMES` (`input_gate`, `forget_gate`, `output_gate`, `candidate`,
-    `cell_state`, `hidden_state`), a tensor `(batch, time, units)` under the
-    key `signature_key(cell name, gate name)`, for example
+    and returns, for every RNN layer whose gates can be read and every name
+    in its cell's `value_names` (for the LSTM family `input_gate`,
+    `forget_gate`, `output_gate`, `candidate`, `cell_state`, `hidden_state`),
+    a tensor `(batch, time, units)` under the key
+    `signature_key(cell name, value name)`, for example
     `peephole_lstm__forget_gate` or
     `bidirectional__backward_coupled_lstm__input_gate`. The values are those
     of `keras_lstm_variants.inspection` (masked steps repeat the last
@@ -61,8 +62,8 @@ def export_saved_model(
     variables that every request shares, so the export is the stateless twin
     of the model with the states made explicit. Both signatures take, next to
     the model's inputs, one input per state of each stateful layer, keyed
-    `signature_key(layer name, "hidden_state")` and
-    `signature_key(layer name, "cell_state")`, shape `(batch, units)`; the
+    `signature_key(layer name, state name)` with the cell's `state_names`
+    (`hidden_state` and `cell_state` for an LSTM), shape `(batch, width)`; the
     serving signature returns the model's outputs plus the final states under
     the same keys, to feed back with the next chunk. Zeros start a new
     sequence. Any batch size works. The model's own state variables are
@@ -143,14 +144,15 @@ def exportable_sites(model):
     sites = sites_lib.find_sites(model)
     if not sites_lib.ours(sites):
         raise ValueError(
-            f"Argument `model` ('{model.name}') has no layer that runs a "
-            "keras_lstm_variants cell; use model.export(path) for it."
+            f"Argument `model` ('{model.name}') has no RNN layer whose gates "
+            "can be read (a keras_lstm_variants layer or cell, or Keras's own "
+            "LSTM or GRU); use model.export(path) for it."
         )
     for site in sites:
         if site.layer.stateful and not site.only_ours:
             raise ValueError(
                 f"Argument `model` holds the stateful RNN layer '{site.name}' "
-                "with cells other than keras_lstm_variants cells; its states "
+                "with cells whose values cannot be read; its states "
                 "cannot be made explicit. Rebuild it with stateful=False and "
                 "pass states through `initial_state` and `return_state`."
             )

@@ -23,24 +23,26 @@ import keras
 from keras import ops
 from keras import tree
 
-from keras_lstm_variants.cells import LSTMVariantCell
-from keras_lstm_variants.equations import EQUATION_ORDER
+from keras_lstm_variants.keras_cell_views import inspectable
+from keras_lstm_variants.value_cells import InspectableCell
+from keras_lstm_variants.value_cells import LSTMValues
 
 
 @dataclasses.dataclass(frozen=True)
 class CellSite:
-    """One of our cells inside an RNN layer.
+    """A cell whose values can be read, inside an RNN layer.
 
     Attributes:
         name: Unique, stable name of the cell's values: the site's name, plus
             `/<cell name>` for a cell in a stack.
-        cell: The cell.
+        cell: The cell as inspection reads it (`keras_cell_views.inspectable`):
+            one of our cells itself, or a view of a Keras cell.
         index: Position of the cell in the layer's stack (0 for a single
             cell): its states are `states[index]` of a stacked layer.
     """
 
     name: str
-    cell: LSTMVariantCell
+    cell: InspectableCell
     index: int
 
 
@@ -54,7 +56,9 @@ class RNNSite:
             by `/` (for example `"bidirectional/forward_coupled_lstm"`).
         layer: The RNN layer.
         cells: Every cell the layer runs, in stack order.
-        ours: A `CellSite` for each of them that is one of our cells.
+        ours: A `CellSite` for each of them whose values can be read: our
+            cells, and Keras's own `LSTMCell` and `GRUCell`
+            (`keras_cell_views.inspectable`).
         reverse_time: Whether the layer is the backward half of a
             `Bidirectional`: its values are flipped back into input order.
     """
@@ -121,10 +125,11 @@ def find_sites(model):
             name = f"{prefix}{layer.name}"
             cells = _cells_of(layer)
             stacked = isinstance(layer.cell, keras.layers.StackedRNNCells)
+            views = [inspectable(c) for c in cells]
             ours = tuple(
-                CellSite(f"{name}/{c.name}" if stacked else name, c, k)
-                for k, c in enumerate(cells)
-                if isinstance(c, LSTMVariantCell)
+                CellSite(f"{name}/{c.name}" if stacked else name, view, k)
+                for k, (c, view) in enumerate(zip(cells, views, strict=True))
+                if view is not None
             )
             found.append(RNNSite(name, layer, cells, ours, reverse_time))
         elif isinstance(layer, keras.Model):
@@ -152,10 +157,11 @@ def require_ours(model, sites, argument="model"):
     if not found:
         raise ValueError(
             f"Argument `{argument}` ({type(model).__name__} "
-            f"'{getattr(model, 'name', model)}') has no layer that runs a "
-            "keras_lstm_variants cell; expected at least one StandardLSTM, "
-            "PeepholeLSTM or CoupledLSTM layer, or a keras.layers.RNN (possibly "
-            "inside Bidirectional) over one of their cells."
+            f"'{getattr(model, 'name', model)}') has no RNN layer whose gates "
+            "can be read; expected at least one layer of keras_lstm_variants "
+            "(StandardLSTM, PeepholeLSTM, CoupledLSTM, LSTMVariant, ...), "
+            "keras.layers.LSTM, or a keras.layers.RNN (possibly inside "
+            "Bidirectional) over one of their cells."
         )
     return found
 
@@ -200,21 +206,24 @@ def signature_key(name, value_name):
     return key
 
 
-def summary_tag(layer_name, value, statistic=None):
+def summary_tag(layer_name, value, statistic=None, cell=None):
     """The TensorBoard tag of one cell's value: the callback's one tag rule.
 
     TensorBoard groups tags by what comes before the first `/`, and sorts
     them by name inside a group. So every tag of one layer starts with
     `gates.<layer name>` (each `/` of a nested or `Bidirectional` layer's name
-    replaced by `.`), and the values carry their place in the equations:
-    `0_heatmap`, `1_input_gate`, `2_forget_gate`, `3_candidate`,
-    `4_cell_state`, `5_output_gate`, `6_hidden_state`.
+    replaced by `.`), and the values carry their place in the cell's
+    equations (`cell.tag_position`): `0_heatmap`, then for the LSTM family
+    `1_input_gate`, `2_forget_gate`, `3_candidate`, `4_cell_state`,
+    `5_output_gate`, `6_hidden_state`.
 
     Args:
         layer_name: The layer's name as `gate_activations` gives it.
-        value: `"heatmap"` or a value name from `equations.EQUATION_ORDER`.
+        value: `"heatmap"` or one of the cell's `value_names`.
         statistic: `None` for the value itself (its histogram or image), or
             the name of a scalar such as `"mean"`.
+        cell: The cell (`CellSite.cell`) that has the value; `None` for the
+            LSTM family.
 
     Returns:
         For example `gates.text_lstm/2_forget_gate/mean` or
@@ -225,7 +234,8 @@ def summary_tag(layer_name, value, statistic=None):
     >>> summary_tag("peephole_lstm", "forget_gate", "mean")
     'gates.peephole_lstm/2_forget_gate/mean'
     """
-    position = 0 if value == "heatmap" else EQUATION_ORDER.index(value) + 1
+    numbering = LSTMValues() if cell is None else cell
+    position = 0 if value == "heatmap" else numbering.tag_position(value)
     tag = f"{TAG_PREFIX}.{layer_name.replace('/', '.')}/{position}_{value}"
     return tag if statistic is None else f"{tag}/{statistic}"
 

@@ -38,31 +38,32 @@ def finite_values(values):
     return values[finite], int(values.size - finite.sum())
 
 
-def gate_statistics(gates):
+def gate_statistics(gates, gate_names=SIGMOID_GATES):
     """The scalar summaries of one layer's gates, over their finite values.
 
     Args:
         gates: `{gate name: array (batch, time, units)}`, as returned by
             `gate_activations` for one layer.
+        gate_names: The values that are gates (the cell's `gate_names`).
 
     Returns:
-        `{(value, statistic): float}`: for each gate in `SIGMOID_GATES`,
+        `{(value, statistic): float}`: for each gate of `gate_names`,
         `(gate, "mean")` (its mean over batch, time and units) and
         `(gate, "saturated_fraction")` (the fraction of its values below
         0.05 or above 0.95); and `("cell_state", "mean_abs")`, the mean of
-        `|c_t|`. NaN and infinite values are left out; a value with no
-        finite entry at all has no statistics.
+        `|c_t|` where the cell has one. NaN and infinite values are left
+        out; a value with no finite entry at all has no statistics.
     """
     low, high = SATURATION_BOUNDS
     stats = {}
-    for gate in (g for g in SIGMOID_GATES if g in gates):
+    for gate in (g for g in gate_names if g in gates):
         values, _ = finite_values(gates[gate])
         if values.size:
             stats[gate, "mean"] = float(values.mean(dtype=np.float64))
             stats[gate, "saturated_fraction"] = float(
                 np.mean((values < low) | (values > high))
             )
-    values, _ = finite_values(gates["cell_state"])
+    values, _ = finite_values(gates.get("cell_state", ()))
     if values.size:
         stats["cell_state", "mean_abs"] = float(np.abs(values).mean(dtype=np.float64))
     return stats

@@ -91,14 +91,16 @@ def lstm_sequence(
 
 
 def cell_weights(cell):
-    """The weights of one of our cells as a dict of NumPy arrays (None if absent)."""
+    """The weights of an LSTM cell as a dict of NumPy arrays (None if absent).
+
+    One of our standard, peephole or coupled cells, or Keras's `LSTMCell`."""
     weights = {
         "kernel": to_numpy(cell.kernel),
         "recurrent_kernel": to_numpy(cell.recurrent_kernel),
-        "bias": None if cell.bias is None else to_numpy(cell.bias),
+        "bias": None if getattr(cell, "bias", None) is None else to_numpy(cell.bias),
     }
     for gate in GATES:
-        w = getattr(cell, f"{gate}_gate_peephole_weights")
+        w = getattr(cell, f"{gate}_gate_peephole_weights", None)
         weights[gate] = None if w is None else to_numpy(w)
     return weights
 

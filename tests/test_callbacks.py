@@ -384,8 +384,8 @@ def test_probe_that_does_not_fit_the_model(shape, tmp_path):
 
 def test_model_without_our_layers(tmp_path):
     callback = GateHistograms(np.zeros((2, TIME, FEATURES)), str(tmp_path))
-    with pytest.raises(ValueError, match="no layer that runs a keras_lstm_variants"):
-        _fit(_small_model(keras.layers.GRU(2)), callback)
+    with pytest.raises(ValueError, match="no RNN layer whose gates can be read"):
+        _fit(_small_model(keras.layers.SimpleRNN(2)), callback)
 
 
 def test_unwritable_log_dir(tmp_path):

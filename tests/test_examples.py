@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import keras_lstm_variants as klv
+from keras_lstm_variants.keras_cell_views import inspectable
 from keras_lstm_variants.sites import summary_tag as gate_tag
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -66,12 +67,15 @@ def check_saved_model(path, model, inputs, layer, read_out):
     expected = keras.ops.convert_to_numpy(model(inputs))
     np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
     gates = loaded.signatures["gates"](tf.constant(inputs))
-    for gate in klv.GATE_NAMES:
-        value = gates[f"{layer}__{gate}"].numpy()
+    cell = inspectable(model.get_layer(layer).cell)  # its vocabulary of values
+    assert set(gates) == {f"{layer}__{name}" for name in cell.value_names}
+    for name in cell.value_names:
+        value = gates[f"{layer}__{name}"].numpy()
         assert value.shape[:2] == inputs.shape[:2]
-        if gate.endswith("_gate"):
+        if name in cell.gate_names:
             assert value.min() >= 0.0 and value.max() <= 1.0
-    hidden = gates[f"{layer}__hidden_state"].numpy()
+    output = [name for name in cell.value_names if name.endswith("hidden_state")][-1]
+    hidden = gates[f"{layer}__{output}"].numpy()
     from_gates = keras.ops.convert_to_numpy(read_out(hidden))
     np.testing.assert_allclose(from_gates, expected, atol=1e-5)
 
@@ -98,6 +102,33 @@ def run_text(tmp_path, name, capsys, extra=()):
     argv += ["--logdir", str(root / "runs"), "--out", str(root / "out")]
     assert text_char_lm.main(argv) == 0
     return root, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "cell, label",
+    [
+        ("gru", "GRU"),
+        ("clockwork", "Clockwork RNN"),
+        ("depth-gated", "depth-gated LSTM"),
+    ],
+)
+def test_text_example_trains_the_other_variations(cell, label, tmp_path, capsys):
+    keras.utils.clear_session()
+    root, out = run_text(tmp_path, cell, capsys, extra=["--cell", cell])
+    assert f"{label} model" in out
+    assert out.count("--- sample, temperature") == len(text_char_lm.TEMPERATURES)
+    model = keras.saving.load_model(root / "out" / f"text_char_lm_{cell}.keras")
+    ids = np.random.default_rng(2).integers(0, 8, (2, 5)).astype("int32")
+    check_saved_model(
+        root / "out" / f"text_char_lm_{cell}_gates_savedmodel",
+        model,
+        ids,
+        "text_lstm",
+        model.get_layer("next_char_logits"),
+    )
+    check_text_serving(
+        root / "out" / f"text_char_lm_{cell}_savedmodel", model, tmp_path / "corpus.txt"
+    )
 
 
 def results_lines(stdout, start):
@@ -438,7 +469,7 @@ BAD_INPUT = {
                   "is not UTF-8 text"),
     "short corpus": ("text", lambda d: ["--corpus", write(d / "s.txt", b"abc" * 10)],
                      "need at least"),
-    "unknown cell": ("text", lambda d: ["--cell", "gru"], "invalid choice: 'gru'"),
+    "unknown cell": ("text", lambda d: ["--cell", "lstm2"], "invalid choice: 'lstm2'"),
     "zero units": ("series", lambda d: ["--units", "0"], "expected an integer >= 1"),
     "horizon too long": ("series", lambda d: ["--horizon", "3000"],
                          "is longer than the series"),

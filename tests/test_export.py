@@ -557,9 +557,9 @@ def test_stateful_tflite_streams_in_chunks(reloaded):
 def test_foreign_stateful_rnn_is_refused(tmp_path):
     inputs = keras.Input((None, FEATURES), batch_size=2)
     x = klv.StandardLSTM(4, return_sequences=True)(inputs)
-    outputs = keras.layers.LSTM(3, stateful=True, name="keras_lstm")(x)
+    outputs = keras.layers.SimpleRNN(3, stateful=True, name="keras_rnn")(x)
     model = keras.Model(inputs, outputs)
-    with pytest.raises(ValueError, match="stateful RNN layer 'keras_lstm'"):
+    with pytest.raises(ValueError, match="stateful RNN layer 'keras_rnn'"):
         klv.export_saved_model(model, tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
@@ -663,8 +663,8 @@ def test_export_saved_model_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="gates='yes'"):
         klv.export_saved_model(model, tmp_path / "a", gates="yes")
     inputs = keras.Input((None, FEATURES))
-    plain = keras.Model(inputs, keras.layers.LSTM(2)(inputs))
-    with pytest.raises(ValueError, match="no layer that runs"):
+    plain = keras.Model(inputs, keras.layers.SimpleRNN(2)(inputs))
+    with pytest.raises(ValueError, match="no RNN layer whose gates can be read"):
         klv.export_saved_model(plain, tmp_path / "a")
     unbuilt = keras.Sequential([klv.StandardLSTM(2)])
     with pytest.raises(ValueError, match="not built"):

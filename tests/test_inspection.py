@@ -238,10 +238,13 @@ def test_nested_model_names_and_several_layers():
 
     gates = gate_activations(model, x)
 
-    inner_layer = inner.layers[0]
-    assert list(gates) == [f"inner/{inner_layer.name}", "top"]
+    inner_layer, keras_layer = inner.layers[0], model.layers[1]
+    assert list(gates) == [f"inner/{inner_layer.name}", keras_layer.name, "top"]
     assert_gates_close(
         gates[f"inner/{inner_layer.name}"], reference_gates(x, inner_layer.cell)
+    )
+    assert_gates_close(
+        gates[keras_layer.name], reference_gates(to_numpy(inner(x)), keras_layer.cell)
     )
     np.testing.assert_allclose(
         gates["top"]["hidden_state"], to_numpy(model(x)), atol=1e-6
@@ -284,20 +287,6 @@ def _model(time=6, features=4):
     return keras.Sequential(
         [keras.Input((time, features)), klv.StandardLSTM(3, return_sequences=True)]
     )
-
-
-def test_model_without_our_layers():
-    model = keras.Sequential([keras.Input((6, 4)), keras.layers.LSTM(3)])
-    with pytest.raises(ValueError, match="no layer that runs a keras_lstm_variants"):
-        gate_activations(model, sequences(0))
-
-
-def test_plain_keras_cell_in_rnn_is_not_ours():
-    model = keras.Sequential(
-        [keras.Input((6, 4)), keras.layers.RNN(keras.layers.LSTMCell(3))]
-    )
-    with pytest.raises(ValueError, match="StandardLSTM, PeepholeLSTM or CoupledLSTM"):
-        gate_activations(model, sequences(0))
 
 
 def test_inputs_that_do_not_fit():
