@@ -35,6 +35,15 @@ class InspectableCell:
     and `tag_position(name)` (default: the place of `name` in
     `value_names`, counted from 1). `call(inputs, states)` must return
     `output_of(v), next_states(v)` with `v = gate_values(inputs, states)`.
+
+    Example:
+
+    >>> from keras_lstm_variants.sites import summary_tag
+    >>> cell = GRUCell(4)
+    >>> isinstance(cell, InspectableCell), cell.gate_names
+    (True, ('update_gate', 'reset_gate'))
+    >>> summary_tag("gru", "candidate", cell=cell)
+    'gates.gru/3_candidate'
     """
 
     value_names = ()
