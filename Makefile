@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 CORE_TESTS := tests/test_equations.py tests/test_layers.py tests/test_errors.py \
 	tests/test_serialization.py tests/test_inspection.py tests/test_variants.py \
 	tests/test_depth_gated.py tests/test_clockwork.py \
-	tests/test_gru.py \
+	tests/test_gru.py tests/test_keras_cells.py \
 	--doctest-modules keras_lstm_variants
 
 $(BIN)/python:
