@@ -40,6 +40,25 @@ except ImportError:  # a Keras that moved it: everything but dropout works
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
 
+
+def check_dropout(cell, dropout, recurrent_dropout):
+    """The two dropout rates of `cell`, checked: each in [0, 1), and zero
+    where this Keras lacks the `DropoutRNNCell` mixin (then a
+    `NotImplementedError` says so). Returns `(dropout, recurrent_dropout)`."""
+    dropout = validation.check_rate("dropout", dropout)
+    recurrent_dropout = validation.check_rate("recurrent_dropout", recurrent_dropout)
+    if (dropout or recurrent_dropout) and not getattr(
+        cell, "keras_has_dropout_mixin", True
+    ):
+        raise NotImplementedError(
+            f"{type(cell).__name__}: dropout and recurrent_dropout need "
+            "Keras's DropoutRNNCell mixin, which this Keras "
+            f"({keras.__version__}) does not have where expected; pass "
+            "dropout=0 and recurrent_dropout=0, or use a Keras release "
+            "that setup.cfg declares."
+        )
+    return dropout, recurrent_dropout
+
 #: The peephole arguments, which only cells with peepholes take.
 PEEPHOLE_ARGUMENTS = (
     "peephole_gates",
@@ -250,20 +269,9 @@ class LSTMVariantCell(keras.layers.Layer, DropoutRNNCell, LSTMValues):
         )
         for name, value in switches.items():
             setattr(self, name, value)
-        self.dropout = validation.check_rate("dropout", dropout)
-        self.recurrent_dropout = validation.check_rate(
-            "recurrent_dropout", recurrent_dropout
+        self.dropout, self.recurrent_dropout = check_dropout(
+            self, dropout, recurrent_dropout
         )
-        if (self.dropout or self.recurrent_dropout) and not getattr(
-            self, "keras_has_dropout_mixin", True
-        ):
-            raise NotImplementedError(
-                f"{type(self).__name__}: dropout and recurrent_dropout need "
-                "Keras's DropoutRNNCell mixin, which this Keras "
-                f"({keras.__version__}) does not have where expected; pass "
-                "dropout=0 and recurrent_dropout=0, or use a Keras release "
-                "that setup.cfg declares."
-            )
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)

@@ -27,6 +27,7 @@ from keras import regularizers
 
 from keras_lstm_variants import validation
 from keras_lstm_variants.cells import DropoutRNNCell
+from keras_lstm_variants.cells import check_dropout
 from keras_lstm_variants.cells import own_draw
 from keras_lstm_variants.equations import LSTMStep
 from keras_lstm_variants.equations import lstm_step
@@ -335,19 +336,9 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell, InspectableCell):
     ):
         self.units = validation.check_units(units)
         self.depth = validation.check_positive_int("depth", depth)
-        self.dropout = validation.check_rate("dropout", dropout)
-        self.recurrent_dropout = validation.check_rate(
-            "recurrent_dropout", recurrent_dropout
+        self.dropout, self.recurrent_dropout = check_dropout(
+            self, dropout, recurrent_dropout
         )
-        if (self.dropout or self.recurrent_dropout) and not getattr(
-            self, "keras_has_dropout_mixin", True
-        ):
-            raise NotImplementedError(
-                f"{type(self).__name__}: dropout and recurrent_dropout need "
-                "Keras's DropoutRNNCell mixin, which this Keras "
-                f"({keras.__version__}) does not have where expected; pass "
-                "dropout=0 and recurrent_dropout=0."
-            )
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
