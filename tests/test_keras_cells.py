@@ -268,3 +268,33 @@ def test_gate_histograms_log_a_keras_gru_in_its_own_vocabulary(tmp_path):
     assert expected <= tags
     assert {summary_tag("keras_gru", v, cell=view) for v in view.value_names} <= tags
     assert not any("forget_gate" in tag or "cell_state" in tag for tag in tags)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="SavedModel")
+def test_gates_signature_of_keras_lstm_and_gru_layers(tmp_path):
+    import tensorflow as tf
+
+    x = inputs(16).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((None, FEATURES)),
+            keras.layers.LSTM(3, return_sequences=True, name="keras_lstm"),
+            keras.layers.GRU(2, name="keras_gru"),
+        ]
+    )
+    randomize_weights(model, seed=17)
+    expected = gate_activations(model, x)
+    klv.export_saved_model(model, tmp_path / "m")
+
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    gates = loaded.signatures["gates"](tf.constant(x))
+    keys = {f"keras_lstm__{name}" for name in GATE_NAMES}
+    keys |= {f"keras_gru__{name}" for name in expected["keras_gru"]}
+    assert set(gates) == keys
+    for layer, values in expected.items():
+        for name, value in values.items():
+            np.testing.assert_allclose(
+                gates[f"{layer}__{name}"].numpy(), value, atol=ATOL, err_msg=name
+            )
+    (served,) = loaded.signatures["serving_default"](tf.constant(x)).values()
+    np.testing.assert_allclose(served.numpy(), to_numpy(model(x)), atol=ATOL)
