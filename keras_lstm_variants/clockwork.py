@@ -496,8 +496,6 @@ class ClockworkRNN(GenericLoopLayer):
     cell_class = ClockworkRNNCell
     cell_arguments = CELL_ARGUMENTS
 
-    cell_properties = ("periods",)
-
     def __init__(
         self,
         units,

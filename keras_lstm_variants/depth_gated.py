@@ -572,8 +572,6 @@ class DepthGatedLSTM(GenericLoopLayer):
         + DEPTH_PEEPHOLE_ARGUMENTS
     )
 
-    cell_properties = ("depth", *DEPTH_PEEPHOLE_ARGUMENTS)
-
     def __init__(
         self,
         units,

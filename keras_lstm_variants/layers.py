@@ -903,14 +903,14 @@ class LSTMVariant(_PeepholeLayer):
         )
 
 
-class GenericLoopLayer(LSTMVariantLayer):
+class GenericLoopLayer(RecurrentLayer):
     """Base of the layers without a fast path (`DepthGatedLSTM`,
-    `ClockworkRNN`): the call-time checks, `InputSpec` and flat config of the
-    LSTM layers, and always the generic `keras.layers.RNN` loop.
+    `ClockworkRNN`): the call-time checks, `InputSpec` and flat config of
+    every layer, and always the generic `keras.layers.RNN` loop.
 
-    Subclasses name their `cell_class`, `cell_arguments` and the
-    `cell_properties` they add (read-only properties that read the cell's
-    attribute of that name); they take no `use_fast_path` argument and
+    Subclasses name their `cell_class` and `cell_arguments`; each cell
+    argument becomes a read-only property of the layer that reads the cell's
+    attribute of that name. They take no `use_fast_path` argument and
     `fast_path_fallback_reason()` says why.
 
     Args:
@@ -921,16 +921,15 @@ class GenericLoopLayer(LSTMVariantLayer):
 
     >>> class OneLevel(GenericLoopLayer):
     ...     cell_class = StandardLSTMCell
+    ...     cell_arguments = COMMON_CELL_ARGUMENTS
     >>> layer = OneLevel({"units": 3})
     >>> layer.fast_path_fallback_reason()
     'OneLevel runs the generic keras.layers.RNN loop (it has no fast path)'
     """
 
-    cell_properties = ()
-
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for name in vars(cls).get("cell_properties", ()):
+        for name in vars(cls).get("cell_arguments", ()):
             setattr(cls, name, cell_property(name))
 
     def __init__(self, cell_arguments, **kwargs):
@@ -948,8 +947,7 @@ class GenericLoopLayer(LSTMVariantLayer):
         )
         super().__init__(cell_arguments, **kwargs)
 
-    def fast_path_fallback_reason(self):
-        """Why this layer runs the generic loop: it has no fast path."""
+    def _cell_fast_path_reason(self):
         return (
             f"{type(self).__name__} runs the generic keras.layers.RNN loop "
             "(it has no fast path)"
