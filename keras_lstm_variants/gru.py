@@ -25,7 +25,6 @@ from keras_lstm_variants import validation
 from keras_lstm_variants.cells import DropoutRNNCell
 from keras_lstm_variants.cells import check_dropout
 from keras_lstm_variants.layers import RecurrentLayer
-from keras_lstm_variants.layers import cell_property
 from keras_lstm_variants.value_cells import InspectableCell
 
 _register = keras.saving.register_keras_serializable(package="keras_lstm_variants")
@@ -464,24 +463,6 @@ class GRU(RecurrentLayer):
 
     cell_class = GRUCell
     cell_arguments = GRU_CELL_ARGUMENTS
-
-    units = cell_property("units")
-    activation = cell_property("activation")
-    recurrent_activation = cell_property("recurrent_activation")
-    use_bias = cell_property("use_bias")
-    kernel_initializer = cell_property("kernel_initializer")
-    recurrent_initializer = cell_property("recurrent_initializer")
-    bias_initializer = cell_property("bias_initializer")
-    kernel_regularizer = cell_property("kernel_regularizer")
-    recurrent_regularizer = cell_property("recurrent_regularizer")
-    bias_regularizer = cell_property("bias_regularizer")
-    kernel_constraint = cell_property("kernel_constraint")
-    recurrent_constraint = cell_property("recurrent_constraint")
-    bias_constraint = cell_property("bias_constraint")
-    dropout = cell_property("dropout")
-    recurrent_dropout = cell_property("recurrent_dropout")
-    reset_after = cell_property("reset_after")
-    seed = cell_property("seed")
 
     def __init__(
         self,

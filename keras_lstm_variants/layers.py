@@ -54,7 +54,9 @@ class RecurrentLayer(keras.layers.RNN):
     """Base class of the layers: an RNN over one of our cells, with a fast path.
 
     Builds the cell from the layer's arguments, checks calls early, picks the
-    fast path or the generic loop, and serializes to one flat config.
+    fast path or the generic loop, and serializes to one flat config. Each
+    name of a class's own `cell_arguments` becomes a read-only property of
+    the layer that reads the cell's attribute of that name (`cell_property`).
     Subclasses name their `cell_class` and `cell_arguments`, pass the cell
     arguments of their signature to `__init__` as `cell_arguments`, and say
     why their cell cannot take the fast path (`_cell_fast_path_reason`) and
@@ -80,6 +82,12 @@ class RecurrentLayer(keras.layers.RNN):
 
     cell_class = None
     cell_arguments = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in vars(cls).get("cell_arguments", ()):
+            if name not in vars(cls):
+                setattr(cls, name, cell_property(name))
 
     def __init__(
         self,
@@ -242,24 +250,6 @@ class LSTMVariantLayer(RecurrentLayer):
     cell_class = None
     cell_arguments = COMMON_CELL_ARGUMENTS
 
-    units = cell_property("units")
-    activation = cell_property("activation")
-    recurrent_activation = cell_property("recurrent_activation")
-    use_bias = cell_property("use_bias")
-    kernel_initializer = cell_property("kernel_initializer")
-    recurrent_initializer = cell_property("recurrent_initializer")
-    bias_initializer = cell_property("bias_initializer")
-    unit_forget_bias = cell_property("unit_forget_bias")
-    kernel_regularizer = cell_property("kernel_regularizer")
-    recurrent_regularizer = cell_property("recurrent_regularizer")
-    bias_regularizer = cell_property("bias_regularizer")
-    kernel_constraint = cell_property("kernel_constraint")
-    recurrent_constraint = cell_property("recurrent_constraint")
-    bias_constraint = cell_property("bias_constraint")
-    dropout = cell_property("dropout")
-    recurrent_dropout = cell_property("recurrent_dropout")
-    seed = cell_property("seed")
-
     def _refuse_arguments(self, kwargs):
         validation.refuse_arguments(
             type(self).__name__,
@@ -279,11 +269,6 @@ class _PeepholeLayer(LSTMVariantLayer):
     """The peephole arguments' properties, shared by the layers that take them."""
 
     cell_arguments = COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS
-
-    peephole_gates = cell_property("peephole_gates")
-    peephole_initializer = cell_property("peephole_initializer")
-    peephole_regularizer = cell_property("peephole_regularizer")
-    peephole_constraint = cell_property("peephole_constraint")
 
 
 @_register
@@ -799,18 +784,6 @@ class LSTMVariant(_PeepholeLayer):
         COMMON_CELL_ARGUMENTS + PEEPHOLE_ARGUMENTS + ("variant", *SWITCHES)
     )
 
-    variant = cell_property("variant")
-    input_gate = cell_property("input_gate")
-    forget_gate = cell_property("forget_gate")
-    output_gate = cell_property("output_gate")
-    input_activation = cell_property("input_activation")
-    output_activation = cell_property("output_activation")
-    coupled = cell_property("coupled")
-    full_gate_recurrence = cell_property("full_gate_recurrence")
-    layer_norm = cell_property("layer_norm")
-    projection_units = cell_property("projection_units")
-    cell_clip = cell_property("cell_clip")
-    projection_clip = cell_property("projection_clip")
 
     def __init__(
         self,
@@ -908,9 +881,9 @@ class GenericLoopLayer(RecurrentLayer):
     `ClockworkRNN`): the call-time checks, `InputSpec` and flat config of
     every layer, and always the generic `keras.layers.RNN` loop.
 
-    Subclasses name their `cell_class` and `cell_arguments`; each cell
-    argument becomes a read-only property of the layer that reads the cell's
-    attribute of that name. They take no `use_fast_path` argument and
+    Subclasses name their `cell_class` and `cell_arguments` (each a
+    read-only property of the layer, as for every layer); they take no
+    `use_fast_path` argument and
     `fast_path_fallback_reason()` says why.
 
     Args:
@@ -926,11 +899,6 @@ class GenericLoopLayer(RecurrentLayer):
     >>> layer.fast_path_fallback_reason()
     'OneLevel runs the generic keras.layers.RNN loop (it has no fast path)'
     """
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        for name in vars(cls).get("cell_arguments", ()):
-            setattr(cls, name, cell_property(name))
 
     def __init__(self, cell_arguments, **kwargs):
         validation.refuse_arguments(
