@@ -67,6 +67,7 @@ class KerasLSTMCellView(LSTMValues):
     def gate_values(self, inputs, states, training=False):
         cell = self.cell
         inputs = ops.cast(inputs, cell.compute_dtype)
+        states = [ops.cast(state, cell.compute_dtype) for state in states]
         z = preactivations(
             self.step,
             ops.matmul(inputs, cell.kernel),
@@ -121,6 +122,7 @@ class KerasGRUCellView(InspectableCell):
     def gate_values(self, inputs, states, training=False):
         cell = self.cell
         inputs = ops.cast(inputs, cell.compute_dtype)
+        states = [ops.cast(state, cell.compute_dtype) for state in states]
         input_bias, recurrent_bias = split_bias(
             cell.bias if cell.use_bias else None, cell.reset_after
         )
