@@ -522,13 +522,6 @@ class GRU(RecurrentLayer):
             **kwargs,
         )
 
-    def get_config(self):
-        # As `keras.layers.GRU`'s config, which holds the activity regularizer.
-        return {
-            **super().get_config(),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-        }
-
     def _cell_fast_path_reason(self):
         return fast_path.gru_fallback_reason(self)
 

@@ -192,6 +192,10 @@ class RecurrentLayer(keras.layers.RNN):
         config["use_fast_path"] = self.use_fast_path
         cell_config = config.pop("cell")["config"]
         config.update({name: cell_config[name] for name in self.cell_arguments})
+        # As the configs of Keras's LSTM and GRU layers, which hold it.
+        config["activity_regularizer"] = keras.regularizers.serialize(
+            self.activity_regularizer
+        )
         return config
 
     @classmethod

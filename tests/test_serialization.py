@@ -190,3 +190,34 @@ def _run_script(script, directory, **env):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: keras.layers.LSTM(3, activity_regularizer="l2"),
+        lambda: klv.StandardLSTM(3, activity_regularizer="l2"),
+        lambda: klv.PeepholeLSTM(3, activity_regularizer="l2"),
+        lambda: klv.CoupledLSTM(3, activity_regularizer="l2"),
+        lambda: klv.LSTMVariant(3, variant="NOAF", activity_regularizer="l2"),
+        lambda: klv.GRU(3, activity_regularizer="l2"),
+        lambda: klv.DepthGatedLSTM(3, activity_regularizer="l2"),
+        lambda: klv.ClockworkRNN(4, periods=(1, 2), activity_regularizer="l2"),
+    ],
+    ids=["keras", "standard", "peephole", "coupled", "variant", "gru", "depth", "clockwork"],
+)
+def test_activity_regularizer_survives_a_keras_file(make, tmp_path):
+    # As in the configs of keras.layers.LSTM and GRU: the penalty on the
+    # layer's output is still there after a reload, with the same value.
+    x = np.random.default_rng(0).standard_normal((2, 5, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((5, 2)), make()])
+    output = keras.ops.convert_to_numpy(model(x))
+    # L2's default factor 0.01; Keras divides an activity penalty by the batch.
+    expected = 0.01 * np.sum(output.astype("float64") ** 2) / len(x)
+    np.testing.assert_allclose(float(model.losses[0]), expected, rtol=1e-5)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert isinstance(reloaded.layers[0].activity_regularizer, keras.regularizers.L2)
+    reloaded(x)
+    np.testing.assert_allclose(float(reloaded.losses[0]), expected, rtol=1e-5)
