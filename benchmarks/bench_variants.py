@@ -17,6 +17,7 @@ each option meet its target.
 Usage:
     python benchmarks/bench_variants.py --quick     # S1 only, a few minutes
     python benchmarks/bench_variants.py --json results.json
+    python benchmarks/bench_variants.py --options layer_norm FGR --shapes S1
 """
 
 import argparse
@@ -62,7 +63,7 @@ def target(name):
     return TARGETS.get(name, 1.1)
 
 
-def _factories():
+def _factories(options=None):
     import keras_lstm_variants as klv
 
     def variant(options):
@@ -75,7 +76,7 @@ def _factories():
         return make
 
     return {BASELINE: lambda u: klv.StandardLSTM(u)} | {
-        name: variant(options) for name, options in OPTIONS.items()
+        name: variant(OPTIONS[name]) for name in (options or OPTIONS)
     }
 
 
@@ -93,8 +94,8 @@ def keras_contender(factory, shape, seed=0):
     return (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
 
 
-def measure(shape_names, rounds, warmup):
-    factories = _factories()
+def measure(shape_names, rounds, warmup, options=None):
+    factories = _factories(options)
     rows = []
     for shape_name in shape_names:
         shape = SHAPES[shape_name]
@@ -156,10 +157,18 @@ def main(argv=None):
     parser.add_argument(
         "--shapes", nargs="+", default=None, choices=sorted(SHAPES), help="shapes"
     )
+    parser.add_argument(
+        "--options",
+        nargs="+",
+        default=None,
+        choices=list(OPTIONS),
+        metavar="OPTION",
+        help="only these options (default: all): " + ", ".join(map(repr, OPTIONS)),
+    )
     args = parser.parse_args(argv)
     shapes = args.shapes or (["S1"] if args.quick else ["S1", "S2"])
     rounds = args.rounds or (5 if args.quick else 10)
-    rows = measure(shapes, rounds=rounds, warmup=2)
+    rows = measure(shapes, rounds=rounds, warmup=2, options=args.options)
     print(format_table(rows))
     if args.json:
         with open(args.json, "w") as f:
