@@ -5,10 +5,10 @@ At the shapes S1, S2, S3 of REFERENCE.md, for `keras.layers.LSTM` and our
 standard, peephole (all three peepholes) and coupled layers (each
 `Sequential([Input((None, features)), layer(units)])`, the last output), the
 model is exported with `klv.export_onnx` (one native ONNX `LSTM` node) and run
-by an `onnxruntime.InferenceSession` on the same input. The two run
-interleaved, round after round (`bench_layers.time_interleaved`); the ratio
-ONNX Runtime / Keras is measured in the same run, and the table also checks
-that both give the same outputs. ONNX Runtime uses its default threads (one
+by an `onnxruntime.InferenceSession` on the same input. The two run in
+blocks of calls, round after round (`time_in_blocks` says why blocks); the
+ratio ONNX Runtime / Keras is measured in the same run, and the table also
+checks that both give the same outputs. ONNX Runtime uses its default threads (one
 per core) unless `--ort-threads` says otherwise; so does TensorFlow. Next to
 the wall time (the median of the rounds) the table gives the CPU time the
 process spent per call (all threads): on a machine shared with other work the
@@ -36,7 +36,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_layers import SHAPES  # noqa: E402
-from bench_layers import time_interleaved  # noqa: E402
 
 #: The target of issue 16: ONNX Runtime at most half of Keras's time at S1.
 TARGET_AT_S1 = 0.5
@@ -82,42 +81,52 @@ def _contenders(factory, shape, directory, ort_threads=0, seed=0):
     )
 
 
-def _cpu_timed(fn, record):
-    """`fn`, appending the CPU time of this process (all its threads) that
-    each call takes to `record`: unlike the wall time, it does not count the
-    time other processes hold the cores."""
+def time_in_blocks(contenders, rounds, block):
+    """Times `{name: {engine: fn}}`: round after round, each name's engines
+    in turn, each engine a block of `block` timed calls after one untimed
+    one. Returns `{(name, engine): (wall seconds, CPU seconds)}`, one entry
+    per timed call; the CPU time is this process's (all its threads): unlike
+    the wall time, it does not count the time other processes hold the cores.
 
-    def timed():
-        start = time.process_time()
-        fn()
-        record.append(time.process_time() - start)
+    Blocks, not single calls in turn: TensorFlow's and ONNX Runtime's thread
+    pools spin-wait for a while after a call, and a call of the other engine
+    right after it shares the cores with them (measured here at S1: ONNX
+    Runtime 14-20 ms when its calls alternate with Keras's, 6-7 ms in a
+    block). A server runs one engine, call after call.
+    """
+    times = {
+        (name, engine): ([], []) for name, fns in contenders.items() for engine in fns
+    }
+    for _ in range(rounds):
+        for name, fns in contenders.items():
+            for engine, fn in fns.items():
+                fn()
+                wall, cpu = times[(name, engine)]
+                for _ in range(block):
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    fn()
+                    wall.append(time.perf_counter() - start)
+                    cpu.append(time.process_time() - start_cpu)
+    return times
 
-    return timed
 
-
-def measure(shapes, rounds, warmup, ort_threads=0):
+def measure(shapes, rounds, block, ort_threads=0):
     """Times every layer at every shape; returns a list of result rows."""
     rows = []
     with tempfile.TemporaryDirectory() as directory:
         for shape_name in shapes:
-            contenders, differences, cpu = {}, {}, {}
+            contenders, differences = {}, {}
             for name, factory in _layers().items():
                 keras_fn, onnx_fn, difference = _contenders(
                     factory, SHAPES[shape_name], directory, ort_threads
                 )
-                cpu[name] = ([], [])
-                # time_interleaved times pairs; here both halves are forwards.
-                contenders[name] = (
-                    _cpu_timed(keras_fn, cpu[name][0]),
-                    _cpu_timed(onnx_fn, cpu[name][1]),
-                )
+                contenders[name] = {"keras": keras_fn, "onnxruntime": onnx_fn}
                 differences[name] = difference
-            medians = time_interleaved(contenders, rounds, warmup)
+            times = time_in_blocks(contenders, rounds, block)
             for name in contenders:
-                keras_ms, onnx_ms = medians[(name, "train")], medians[(name, "forward")]
-                # The warm-up rounds come first in each record.
-                keras_cpu, onnx_cpu = (
-                    1000 * statistics.median(r[warmup:]) for r in cpu[name]
+                (keras_ms, keras_cpu), (onnx_ms, onnx_cpu) = (
+                    tuple(1000 * statistics.median(t) for t in times[(name, engine)])
+                    for engine in ("keras", "onnxruntime")
                 )
                 rows.append(
                     {
@@ -165,7 +174,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="S1 only")
     parser.add_argument("--json", metavar="FILE", help="write results as JSON")
-    parser.add_argument("--rounds", type=int, help="timed rounds per contender")
+    parser.add_argument("--rounds", type=int, help="rounds of blocks per contender")
+    parser.add_argument(
+        "--block", type=int, default=5, help="timed calls per block (default 5)"
+    )
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES))
     parser.add_argument(
         "--ort-threads",
@@ -175,8 +187,8 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     shapes = args.shapes or (["S1"] if args.quick else sorted(SHAPES))
-    rounds = args.rounds or (5 if args.quick else 15)
-    rows = measure(shapes, rounds, 1 if args.quick else 2, args.ort_threads)
+    rounds = args.rounds or (3 if args.quick else 6)
+    rows = measure(shapes, rounds, args.block, args.ort_threads)
     print(format_table(rows))
     if args.json:
         with open(args.json, "w") as f:
