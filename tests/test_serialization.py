@@ -204,7 +204,10 @@ def _run_script(script, directory, **env):
         lambda: klv.DepthGatedLSTM(3, activity_regularizer="l2"),
         lambda: klv.ClockworkRNN(4, periods=(1, 2), activity_regularizer="l2"),
     ],
-    ids=["keras", "standard", "peephole", "coupled", "variant", "gru", "depth", "clockwork"],
+    ids=[
+        "keras", "standard", "peephole", "coupled", "variant", "gru", "depth",
+        "clockwork",
+    ],  # fmt: skip
 )
 def test_activity_regularizer_survives_a_keras_file(make, tmp_path):
     # As in the configs of keras.layers.LSTM and GRU: the penalty on the
