@@ -11,7 +11,7 @@ helpers it shares) as one custom gradient for the whole sequence:
   `u_t = h_{t-1} · recurrent_kernel + recurrent_bias`), in `TensorArray`s
   that are never stacked; without a tape it keeps only the outputs;
 * backward: back-propagation through time in chunks from the end (the sizes
-  of `_tf_sequence.chunk_steps`). Each chunk first forms its `x_part` with
+  of `_tf_loops.chunk_length`). Each chunk first forms its `x_part` with
   one large product; its steps then run in an XLA-compiled loop, where each
   step's local derivatives come from autodiff of the very same `gru_step`.
   With `reset_after` the step is differentiated with respect to `x_part_t`,
@@ -29,13 +29,13 @@ Peak tensor memory of a training step is thus 4 (`reset_after`) or 1
 
 import tensorflow as tf
 
-from keras_lstm_variants._tf_sequence import PARALLEL_ITERATIONS
-from keras_lstm_variants._tf_sequence import chunk_steps as chunk_length
-from keras_lstm_variants._tf_sequence import compiled
-from keras_lstm_variants._tf_sequence import flat_product
-from keras_lstm_variants._tf_sequence import gradient_possible
-from keras_lstm_variants._tf_sequence import previous
-from keras_lstm_variants._tf_sequence import read_previous
+from keras_lstm_variants._tf_loops import PARALLEL_ITERATIONS
+from keras_lstm_variants._tf_loops import chunk_length
+from keras_lstm_variants._tf_loops import compiled
+from keras_lstm_variants._tf_loops import flat_product
+from keras_lstm_variants._tf_loops import gradient_possible
+from keras_lstm_variants._tf_loops import previous
+from keras_lstm_variants._tf_loops import read_previous
 from keras_lstm_variants.gru import gru_step
 from keras_lstm_variants.gru import recurrent_product
 

@@ -23,8 +23,9 @@ The recurrence runs as one custom gradient for the whole sequence:
   Without a tape (`predict`, SavedModel serving) it keeps only the
   outputs, or nothing when only the last output is used. A plain loop
   keeps exported models free of XLA;
-* backward: back-propagation through time in chunks of about `CHUNK_ROWS`
-  rows (`steps × batch`) and at most `√time` steps, from the end. Each
+* backward: back-propagation through time in chunks of about
+  `_tf_loops.CHUNK_ROWS` rows (`steps × batch`) and at most `√time` steps,
+  from the end. Each
   chunk's steps run in an XLA-compiled loop: each step's local derivatives
   come from autodiff of the very same step function (so the gate formulas
   exist once, in `equations.py`), which also recomputes `h_t` from `z_t` and
@@ -68,6 +69,13 @@ bookkeeping of TensorFlow's generic loop gradient, which dominates on CPU.
 
 import tensorflow as tf
 
+from keras_lstm_variants._tf_loops import PARALLEL_ITERATIONS
+from keras_lstm_variants._tf_loops import chunk_length
+from keras_lstm_variants._tf_loops import compiled
+from keras_lstm_variants._tf_loops import flat_product
+from keras_lstm_variants._tf_loops import gradient_possible
+from keras_lstm_variants._tf_loops import previous
+from keras_lstm_variants._tf_loops import read_previous
 from keras_lstm_variants.equations import NORM_WEIGHTS
 from keras_lstm_variants.equations import input_preactivations
 from keras_lstm_variants.equations import lstm_step
@@ -77,14 +85,6 @@ from keras_lstm_variants.equations import recurrent_preactivations
 
 # One forward and backward pair per static configuration, shared by all layers.
 _KERNELS = {}
-
-#: Loop iterations TensorFlow may run at once in the forward loop (the input
-#: product of later steps overlaps the current step; Keras's own RNN loop
-#: uses 32 too).
-PARALLEL_ITERATIONS = 32
-
-#: Rows (`chunk steps × batch`) of the backward pass's per-chunk products.
-CHUNK_ROWS = 1024
 
 #: The step's matrices besides `kernel` and `recurrent_kernel`, in order.
 MATRIX_WEIGHTS = ("gate_recurrent_kernel", "projection_kernel")
@@ -168,34 +168,6 @@ class _StepConfig:
         )
 
 
-def _previous(sequence, first, t):
-    """`sequence[t - 1]`, or `first` at `t = 0` (no copy of the sequence)."""
-    return tf.where(t > 0, sequence[tf.maximum(t - 1, 0)], first)
-
-
-def _chunk_steps(batch, steps):
-    """Time steps per chunk of the backward pass: about `CHUNK_ROWS` rows of
-    `batch`, and at most `√steps`, so that the chunk's buffers stay a small
-    part of the saved values."""
-    root = tf.cast(tf.math.ceil(tf.sqrt(tf.cast(steps, tf.float32))), steps.dtype)
-    return tf.minimum(tf.maximum(CHUNK_ROWS // batch, 1), root)
-
-
-def _read_previous(array, first, t):
-    """`array.read(t - 1)`, or `first` at `t = 0`."""
-    return tf.where(t > 0, array.read(tf.maximum(t - 1, 0)), first)
-
-
-def _flat_product(a, b):
-    """`Σ_{k, batch} a[k]ᵀ · b[k]` for `(steps, batch, ·)` tensors, as one
-    product."""
-    return tf.matmul(
-        tf.reshape(a, [-1, tf.shape(a)[-1]]),
-        tf.reshape(b, [-1, tf.shape(b)[-1]]),
-        transpose_a=True,
-    )
-
-
 def _build_kernels(config, sequences):
     """The loops for one configuration; `sequences`: whether the caller uses
     every output (else only the last one).
@@ -224,7 +196,7 @@ def _build_kernels(config, sequences):
         the step's inputs). The previous output is a loop variable only under
         a mask (without one it is `h`): each loop variable costs a few control
         ops per step. Traced inline into the caller's graph (see
-        `_compiled`)."""
+        `compiled`)."""
         steps = tf.shape(x)[0]
         n_in = len(config.input_norms)
         step_weights = weights[n_in:]
@@ -342,13 +314,13 @@ def _build_kernels(config, sequences):
         gate_t = tf.transpose(matrices[0]) if gated else None
 
         def body(t, d_states, d_out_next, d_weights, arrays):
-            c_prev = _previous(cs, c_first, t)
+            c_prev = previous(cs, c_first, t)
             pre = [us[t], pres[t]] if normalized else [pres[t]]
-            states = [c_prev] + ([_previous(gs, g_first, t)] if gated else [])
+            states = [c_prev] + ([previous(gs, g_first, t)] if gated else [])
             if masked:
                 # Masked steps carry the states and the output: those feed
                 # the gradient too (the previous output's value does not).
-                extra = [_previous(hs, h_first, t), no_output]
+                extra = [previous(hs, h_first, t), no_output]
                 targets_grads = [d_outs[t] + d_out_next if sequences else d_out_next]
             else:
                 # Here `out = h`, and `h_{t-1}` reaches the step only through
@@ -412,7 +384,7 @@ def _build_kernels(config, sequences):
         )
         return tuple(a.stack() for a in arrays), d_states, d_out_next, d_weights
 
-    compiled_chunk_steps = _compiled(chunk_steps, jit=True)
+    compiled_chunk_steps = compiled(chunk_steps, jit=True)
 
     def backward(
         d_outs,
@@ -441,7 +413,7 @@ def _build_kernels(config, sequences):
         n_in = len(config.input_norms)
         g0 = states0[2] if gated else None
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
-        chunk = _chunk_steps(batch, steps)
+        chunk = chunk_length(batch, steps)
         n_chunks = (steps + chunk - 1) // chunk
         d_out_next = tf.zeros_like(h0)
         d_states = tuple(d_states)
@@ -467,7 +439,7 @@ def _build_kernels(config, sequences):
                 [dz[..., b * units : (b + 1) * units] for b in blocks], -1
             )
             n = len(config.vectors)
-            return (*d_own[:n], _flat_product(a_prev, d_gates), *d_own[n:])
+            return (*d_own[:n], flat_product(a_prev, d_gates), *d_own[n:])
 
         def body(j, *carried):
             new = chunk_body(j, *carried)
@@ -484,7 +456,7 @@ def _build_kernels(config, sequences):
             times = tf.range(start, end)
             xs = x[start:end]
             g_chunk = gs.gather(times) if gated else empty
-            g_first = _read_previous(gs, g0, start) if gated else empty
+            g_first = read_previous(gs, g0, start) if gated else empty
             feedback = empty
             if gated:
                 # The previous gates' product for all the chunk's steps.
@@ -506,12 +478,12 @@ def _build_kernels(config, sequences):
                 pres.gather(times),
                 inputs,
                 cs.gather(times),
-                _read_previous(cs, c0, start),
+                read_previous(cs, c0, start),
                 g_chunk,
                 g_first,
                 feedback,
                 hs.gather(times) if masked else empty,
-                _read_previous(hs, h0, start) if masked else tf.zeros_like(h0),
+                read_previous(hs, h0, start) if masked else tf.zeros_like(h0),
                 d_outs[start:end] if sequences else empty,
                 d_states,
                 d_out_next,
@@ -538,9 +510,9 @@ def _build_kernels(config, sequences):
             # `δv` of the chunk above (zero at the end).
             d_rec_next = tf.concat([d_rec[1:], d_rec_above[None]], 0)
             d_weights = (
-                d_kernel + _flat_product(xs, d_in),
+                d_kernel + flat_product(xs, d_in),
                 d_bias,
-                d_recurrent + _flat_product(h_out, d_rec_next),
+                d_recurrent + flat_product(h_out, d_rec_next),
                 tuple(a + b for a, b in zip(d_step, d_own, strict=True)),
             )
             d_x = tf.tensordot(d_in, kernel, [[2], [1]])
@@ -573,60 +545,7 @@ def _build_kernels(config, sequences):
         )
         return d_xs.concat(), d_kernel, d_bias, d_states0, d_recurrent, d_step
 
-    return _compiled(forward, jit=False), _compiled(backward, jit=False)
-
-
-def _compiled(function, jit):
-    """`function` as a `tf.function`, XLA-compiled if `jit`.
-
-    A loop without XLA is traced inline into the caller's graph when there is
-    one: it then sees the caller's static shapes (TensorFlow Lite needs the
-    loop's buffers to have them; a shared `tf.function` traced with
-    `reduce_retracing` would relax them), at no measured cost in speed.
-    """
-    compiled = tf.function(function, jit_compile=jit, reduce_retracing=True)
-    if jit:
-        return compiled
-
-    def call(*args):
-        return compiled(*args) if tf.executing_eagerly() else function(*args)
-
-    return call
-
-
-def inside_xla_compilation():
-    """Whether the current trace is XLA-compiled (`jit_compile=True`).
-
-    The chunked backward pass slices the sequence with sizes that XLA cannot
-    fix at compile time, so an XLA-compiled caller runs the generic loop.
-    Where TensorFlow's private helper is missing, assume not (the layers then
-    fail inside an XLA-compiled step instead of falling back).
-    """
-    try:
-        # Private: TensorFlow has no public way to ask whether XLA compiles
-        # the graph being traced.
-        from tensorflow.python.ops import control_flow_util
-
-        graph = tf.compat.v1.get_default_graph()
-        return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
-    except (ImportError, AttributeError):  # pragma: no cover
-        return False
-
-
-def _gradient_possible():
-    """Whether a gradient tape may record the current call.
-
-    False under `predict` and SavedModel serving (traced without a tape);
-    True in `fit`'s train step and under any active `tf.GradientTape`. Where
-    TensorFlow's private helper is missing, assume a tape (always correct).
-    """
-    try:
-        # Private: TensorFlow has no public way to ask whether a tape records.
-        from tensorflow.python.eager import record
-
-        return record.could_possibly_record()
-    except (ImportError, AttributeError):  # pragma: no cover
-        return True
+    return compiled(forward, jit=False), compiled(backward, jit=False)
 
 
 def _kernels(config, sequences):
@@ -696,7 +615,7 @@ def lstm_sequence(
     mask_arg = mask if mask is not None else tf.zeros([0], tf.bool)
     h_mask = recurrent_mask if recurrent_mask is not None else tf.zeros([0], x.dtype)
 
-    if not _gradient_possible():
+    if not gradient_possible():
         # No tape records this call (e.g. `predict`): keep nothing per step.
         outs, states, _ = forward(
             x,
@@ -748,13 +667,3 @@ def lstm_sequence(
 
     outs, *states = run(x, kernel, bias, recurrent_kernel, *states0, *weights)
     return outs[-1], tf.transpose(outs, [1, 0, 2]), states
-
-
-# The loop helpers that the GRU's kernel (`_tf_gru_sequence`) shares, under
-# public names: no module imports another module's private names.
-previous = _previous
-read_previous = _read_previous
-chunk_steps = _chunk_steps
-flat_product = _flat_product
-compiled = _compiled
-gradient_possible = _gradient_possible

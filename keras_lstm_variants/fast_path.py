@@ -87,9 +87,9 @@ def xla_compiling():
     `jit_compile=True`), where the generic loop runs instead."""
     if keras.backend.backend() != "tensorflow":
         return False
-    from keras_lstm_variants import _tf_sequence
+    from keras_lstm_variants import _tf_loops
 
-    return _tf_sequence.inside_xla_compilation()
+    return _tf_loops.inside_xla_compilation()
 
 
 def general_reason(layer):

@@ -25,6 +25,7 @@ from conftest import LAYER_CLASSES
 from conftest import cell_kwargs
 from conftest import config_id
 from conftest import randomize_weights
+from keras_lstm_variants import _tf_loops
 from keras_lstm_variants import _tf_sequence
 
 BATCH, TIME, FEATURES, UNITS = 3, 6, 4, 5
@@ -303,10 +304,10 @@ def test_inference_loop_without_tape(config, kwargs, monkeypatch):
     """Called with no tape (as `predict`), the fast path keeps nothing per
     step; its numbers still equal the generic loop's and the reference."""
     taped = []
-    original = _tf_sequence._gradient_possible
+    original = _tf_sequence.gradient_possible
     monkeypatch.setattr(
         _tf_sequence,
-        "_gradient_possible",
+        "gradient_possible",
         lambda: taped.append(original()) or taped[-1],
     )
     layer = make_layer(*config, **kwargs)
@@ -406,7 +407,7 @@ def test_greff_switches_and_clipping_run_fast_with_the_same_numbers(options):
 @pytest.mark.parametrize("config", [("peephole", ("input", "output"))], ids=config_id)
 def test_backward_chunks_meet_at_their_boundaries(config, monkeypatch):
     # A few steps per chunk: one sequence spans full chunks and a short one.
-    monkeypatch.setattr(_tf_sequence, "CHUNK_ROWS", 2 * BATCH)
+    monkeypatch.setattr(_tf_loops, "CHUNK_ROWS", 2 * BATCH)
     monkeypatch.setattr(_tf_sequence, "_KERNELS", {})
     layer = make_layer(*config)
     mask = tf.constant(right_padded_mask())
@@ -603,7 +604,7 @@ def test_norm_projection_and_fgr_in_bidirectional_inside_a_traced_step(kernel_ca
 
 @pytest.mark.parametrize("options", [BEYOND_Z[5], BEYOND_Z[7]], ids=str)
 def test_norm_projection_and_fgr_across_backward_chunks(options, monkeypatch):
-    monkeypatch.setattr(_tf_sequence, "CHUNK_ROWS", 2 * BATCH)
+    monkeypatch.setattr(_tf_loops, "CHUNK_ROWS", 2 * BATCH)
     monkeypatch.setattr(_tf_sequence, "_KERNELS", {})
     mask = tf.constant(right_padded_mask())
     assert_paths_agree(variant_layer(options), inputs(31), mask=mask)

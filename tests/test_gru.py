@@ -690,9 +690,9 @@ def test_an_xla_compiled_caller_runs_the_generic_loop(kernel_calls):
 def test_backward_chunks_meet_at_their_boundaries(monkeypatch):
     _tensorflow()
     from keras_lstm_variants import _tf_gru_sequence
-    from keras_lstm_variants import _tf_sequence
+    from keras_lstm_variants import _tf_loops
 
-    monkeypatch.setattr(_tf_sequence, "CHUNK_ROWS", 2 * BATCH)
+    monkeypatch.setattr(_tf_loops, "CHUNK_ROWS", 2 * BATCH)
     monkeypatch.setattr(_tf_gru_sequence, "_KERNELS", {})
     for reset_after in (True, False):
         layer = make_gru(reset_after)
