@@ -352,3 +352,22 @@ def test_bad_variant_is_one_line(capsys):
         study.parse_args(["--variants", "standard,bogus"])
     assert stop.value.code == 2
     assert "unknown 'bogus'" in capsys.readouterr().err
+
+
+def test_the_readmes_study_commands_parse():
+    # The README's study command lines name modes, variants and flags that
+    # exist (they take minutes to days, so they are parsed, not run).
+    import shlex
+
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    commands = [
+        shlex.split(line.split("#")[0])
+        for line in readme.splitlines()
+        if "examples/study.py" in line and line.lstrip().startswith(".venv/bin/python")
+    ]
+    assert len(commands) >= 4
+    for command in commands:
+        argv = command[command.index("examples/study.py") + 1 :]
+        _, name, mode = study.parse_args(argv)
+        assert name in study.MODES
+        assert set(mode.variants) <= set(study.VARIANTS)
