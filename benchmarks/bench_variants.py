@@ -63,7 +63,7 @@ def target(name):
     return TARGETS.get(name, 1.1)
 
 
-def _factories(options=None):
+def _factories(names=None):
     import keras_lstm_variants as klv
 
     def variant(options):
@@ -76,7 +76,7 @@ def _factories(options=None):
         return make
 
     return {BASELINE: lambda u: klv.StandardLSTM(u)} | {
-        name: variant(OPTIONS[name]) for name in (options or OPTIONS)
+        name: variant(OPTIONS[name]) for name in (names or OPTIONS)
     }
 
 
@@ -95,6 +95,8 @@ def keras_contender(factory, shape, seed=0):
 
 
 def measure(shape_names, rounds, warmup, options=None):
+    """Times the baseline and `options` (names of `OPTIONS`; default: all) at
+    every shape; returns a list of result rows."""
     factories = _factories(options)
     rows = []
     for shape_name in shape_names:

@@ -52,12 +52,12 @@ def compiled(function, jit):
     loop's buffers to have them; a shared `tf.function` traced with
     `reduce_retracing` would relax them), at no measured cost in speed.
     """
-    compiled = tf.function(function, jit_compile=jit, reduce_retracing=True)
+    traced = tf.function(function, jit_compile=jit, reduce_retracing=True)
     if jit:
-        return compiled
+        return traced
 
     def call(*args):
-        return compiled(*args) if tf.executing_eagerly() else function(*args)
+        return traced(*args) if tf.executing_eagerly() else function(*args)
 
     return call
 
