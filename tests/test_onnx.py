@@ -89,6 +89,19 @@ def _run(session, **feeds):
     return dict(zip(names, session.run(None, feeds), strict=True))
 
 
+def _run_chunks(session, model, chunks, states):
+    """Feeds `chunks` through the file with its states fed back, each chunk's
+    output against the stateful Keras `model` on the same chunk; returns the
+    final states (`states` maps the file's state inputs to their values)."""
+    for chunk in chunks:
+        got = _run(session, x=chunk, **states)
+        np.testing.assert_allclose(
+            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
+        )
+        states = {k: got[k + "__final"] for k in states}
+    return states
+
+
 def _keras_outputs(model, x):
     # Named as export_saved_model names them: output_0, ... over the flat list.
     y = tree_flatten(model.predict_on_batch(x))
@@ -326,13 +339,8 @@ def test_a_stateful_clockwork_carries_its_clock(tmp_path):
         for name, size in zip(specs, layer.cell.state_size, strict=True)
     }
     layer.reset_state()
-    for seed in (1, 2):  # 5 steps then 4: the second chunk starts at t = 5
-        chunk = _feed(2, 5 - seed + 1, seed=seed)
-        got = _run(session, x=chunk, **states)
-        np.testing.assert_allclose(
-            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
-        )
-        states = {k: got[k + "__final"] for k in states}
+    # 5 steps then 4: the second chunk starts at t = 5.
+    _run_chunks(session, model, [_feed(2, 5, seed=1), _feed(2, 4, seed=2)], states)
 
 
 def test_a_stack_with_a_cell_that_does_not_map_is_a_loop(tmp_path):
@@ -471,12 +479,7 @@ def test_stateful_layers_get_explicit_states(tmp_path):
     }
     for layer in model.layers[1:]:
         layer.reset_state()
-    for chunk in chunks:
-        got = _run(session, x=chunk, **states)
-        np.testing.assert_allclose(
-            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
-        )
-        states = {k: got[k + "__final"] for k in keys.values()}
+    states = _run_chunks(session, model, chunks, states)
     first = model.get_layer("first")
     np.testing.assert_allclose(
         states[keys["first_c"]], first.states[1].numpy(), atol=TOLERANCE
@@ -510,13 +513,8 @@ def test_a_stateful_stack_gets_explicit_states_per_cell(tmp_path):
     states = {k: np.zeros((2, sizes[k]), np.float32) for k in keys}
     for variable in tree_flatten(layer.states):  # reset_state fails for stacks
         variable.assign(np.zeros(variable.shape, np.float32))
-    for seed in (1, 2):
-        chunk = _feed(2, 4, seed=seed)
-        got = _run(session, x=chunk, **states)
-        np.testing.assert_allclose(
-            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
-        )
-        states = {k: got[k + "__final"] for k in keys}
+    chunks = [_feed(2, 4, seed=seed) for seed in (1, 2)]
+    states = _run_chunks(session, model, chunks, states)
     for k, variable in zip(keys, tree_flatten(layer.states), strict=True):
         np.testing.assert_allclose(states[k], variable.numpy(), atol=TOLERANCE)
 
@@ -532,13 +530,8 @@ def test_stateful_keras_layers_get_explicit_states(kind, tmp_path):
     keys = [klv.signature_key("keras_rnn", name) for name in names]
     states = {k: np.zeros((3, UNITS), np.float32) for k in keys}
     layer.reset_state()
-    for seed in (1, 2):
-        chunk = _feed(3, 4, seed=seed)
-        got = _run(session, x=chunk, **states)
-        np.testing.assert_allclose(
-            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
-        )
-        states = {k: got[k + "__final"] for k in keys}
+    chunks = [_feed(3, 4, seed=seed) for seed in (1, 2)]
+    states = _run_chunks(session, model, chunks, states)
     for k, variable in zip(keys, layer.states, strict=True):
         np.testing.assert_allclose(states[k], variable.numpy(), atol=TOLERANCE)
 
@@ -748,10 +741,4 @@ def test_our_gru_with_masks_bidirectional_and_state(tmp_path):
     key = klv.signature_key("gru", "hidden_state")
     states = {key: np.zeros((2, UNITS), np.float32)}
     layer.reset_state()
-    for seed in (1, 2):
-        chunk = _feed(2, 4, seed=seed)
-        got = _run(session, x=chunk, **states)
-        np.testing.assert_allclose(
-            got["output_0"], model.predict_on_batch(chunk), atol=TOLERANCE
-        )
-        states = {key: got[key + "__final"]}
+    _run_chunks(session, model, [_feed(2, 4, seed=seed) for seed in (1, 2)], states)
