@@ -64,6 +64,29 @@ def randomize_weights(layer, seed, scale=0.5):
     )
 
 
+def spy_calls(monkeypatch, module, name):
+    """Replaces `module.name` with a spy that records each call's keyword
+    arguments in the list it returns, then calls the original."""
+    calls = []
+    original = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """The calls of the TensorFlow whole-sequence LSTM kernel (TensorFlow
+    only: the kernel module imports it)."""
+    from keras_lstm_variants import _tf_sequence
+
+    return spy_calls(monkeypatch, _tf_sequence, "lstm_sequence")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
     """Each test starts with float32 and a clean name scope."""

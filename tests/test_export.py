@@ -704,28 +704,19 @@ def test_no_private_keras_export_helper_is_needed(tmp_path):
     assert tuple(spec.shape) == (None, *model.input.shape[1:])
 
 
-def test_tflite_converts_the_fast_path_itself(tmp_path, monkeypatch):
+def test_tflite_converts_the_fast_path_itself(tmp_path, kernel_calls):
     # The layers' fast path, traced without a tape, is a plain while loop that
     # TensorFlow Lite converts with builtin ops: no generic-loop detour.
     import tensorflow as tf
 
-    from keras_lstm_variants import _tf_sequence
-
-    calls = []
-    original = _tf_sequence.lstm_sequence
-    monkeypatch.setattr(
-        _tf_sequence,
-        "lstm_sequence",
-        lambda *a, **k: calls.append(1) or original(*a, **k),
-    )
     inputs = keras.Input((None, FEATURES))
     layer = klv.PeepholeLSTM(4, return_sequences=True, use_fast_path=True)
     model = keras.Model(inputs, layer(keras.layers.Masking(0.0)(inputs)))
     x = np.random.default_rng(3).normal(size=(1, 5, FEATURES)).astype("float32")
     x[0, 3:] = 0.0
-    calls.clear()
+    kernel_calls.clear()
     path = klv.export_tflite(model, tmp_path / "m.tflite", sequence_length=5)
-    assert calls, "the export did not trace the fast path"
+    assert kernel_calls, "the export did not trace the fast path"
     runner = tf.lite.Interpreter(model_path=str(path)).get_signature_runner()
     (output,) = runner(**{model.input.name: x}).values()
     np.testing.assert_allclose(output, keras.ops.convert_to_numpy(model(x)), atol=1e-5)

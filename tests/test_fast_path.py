@@ -171,20 +171,6 @@ def test_compiled_training_step_gradients():
         assert_allclose(a, b, **TOL)
 
 
-@pytest.fixture
-def kernel_calls(monkeypatch):
-    """Counts the calls of the TensorFlow whole-sequence kernel."""
-    calls = []
-    original = _tf_sequence.lstm_sequence
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_tf_sequence, "lstm_sequence", spy)
-    return calls
-
-
 def test_fast_path_taken_by_default(kernel_calls):
     for variant in ("standard", "peephole", "coupled"):
         layer = LAYER_CLASSES[variant](UNITS)

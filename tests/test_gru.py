@@ -21,6 +21,7 @@ from numpy_reference import to_numpy
 
 import keras_lstm_variants as klv
 from conftest import randomize_weights
+from conftest import spy_calls
 
 BATCH, TIME, FEATURES, UNITS = 3, 6, 4, 5
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -540,15 +541,7 @@ def kernel_calls(monkeypatch):
     _tensorflow()
     from keras_lstm_variants import _tf_gru_sequence
 
-    calls = []
-    original = _tf_gru_sequence.gru_sequence
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_tf_gru_sequence, "gru_sequence", spy)
-    return calls
+    return spy_calls(monkeypatch, _tf_gru_sequence, "gru_sequence")
 
 
 @pytest.mark.parametrize("reset_after, use_bias", BIAS_SETTINGS)
