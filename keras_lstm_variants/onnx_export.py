@@ -123,6 +123,21 @@ def _activation(fn, role, where):
     return ONNX_ACTIVATIONS[name], None
 
 
+def _cell_activations(cell, where):
+    """`((σ, φ), None)`: the ONNX forms of a cell's `recurrent_activation`
+    and `activation`, or `(None, reason)` for the first that has none."""
+    mapped = []
+    for fn, role in (
+        (cell.recurrent_activation, "recurrent_activation"),
+        (cell.activation, "activation"),
+    ):
+        activation, reason = _activation(fn, role, where)
+        if reason:
+            return None, reason
+        mapped.append(activation)
+    return tuple(mapped), None
+
+
 def _activation_attributes(activations):
     """The `activations`, `activation_alpha`, `activation_beta` attributes.
 
@@ -227,14 +242,10 @@ def _our_lstm(cell, where):
     for refuses, reason in refused:
         if refuses:
             return None, f"{where}: {reason}"
-    sigma, reason = _activation(
-        cell.recurrent_activation, "recurrent_activation", where
-    )
+    sigma_phi, reason = _cell_activations(cell, where)
     if reason:
         return None, reason
-    phi, reason = _activation(cell.activation, "activation", where)
-    if reason:
-        return None, reason
+    sigma, phi = sigma_phi
     identity = ONNX_ACTIVATIONS["linear"]
     gate_name = keras.activations.serialize(cell.recurrent_activation)
     missing = not (step.input_gate and step.forget_gate and step.output_gate)
@@ -270,16 +281,10 @@ def _our_lstm(cell, where):
 
 def _keras_lstm(cell, where):
     """`NativeRNN` of a `keras.layers.LSTMCell` (blocks i, f, c, o)."""
-    activations = []
-    for fn, role in (
-        (cell.recurrent_activation, "recurrent_activation"),
-        (cell.activation, "activation"),
-        (cell.activation, "activation"),
-    ):
-        mapped, reason = _activation(fn, role, where)
-        if reason:
-            return None, reason
-        activations.append(mapped)
+    sigma_phi, reason = _cell_activations(cell, where)
+    if reason:
+        return None, reason
+    sigma, phi = sigma_phi
     weights = _lstm_weights(
         ("input", "forget", "candidate", "output"),
         cell.units,
@@ -293,7 +298,7 @@ def _keras_lstm(cell, where):
         "LSTM",
         cell.units,
         weights,
-        _activation_attributes(activations),
+        _activation_attributes((sigma, phi, phi)),
         ("initial_h", "initial_c"),
     ), None
 
@@ -301,15 +306,9 @@ def _keras_lstm(cell, where):
 def gru_native(cell, where):
     """`NativeRNN` of a GRU cell with Keras's `GRUCell` weights (blocks z, r,
     h, as ONNX's; `reset_after=True` is ONNX's `linear_before_reset=1`)."""
-    activations = []
-    for fn, role in (
-        (cell.recurrent_activation, "recurrent_activation"),
-        (cell.activation, "activation"),
-    ):
-        mapped, reason = _activation(fn, role, where)
-        if reason:
-            return None, reason
-        activations.append(mapped)
+    activations, reason = _cell_activations(cell, where)
+    if reason:
+        return None, reason
     units = cell.units
     kernel, recurrent = _np(cell.kernel), _np(cell.recurrent_kernel)
     bias = np.zeros((2, 3 * units), np.float32)
